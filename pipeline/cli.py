@@ -1,0 +1,206 @@
+"""The `vpipe` command: parse, call one stage, format. The only place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from . import stages
+from .errors import UsageError, VpipeError
+from .frames import FrameRange, parse_range
+from .job import jobs_dir
+from .logs import format_seconds
+from .manifest import Status
+
+
+class RangeType(click.ParamType):
+    name = "A-B"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> FrameRange:
+        if isinstance(value, FrameRange):
+            return value
+        try:
+            return parse_range(str(value))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"vpipe: error: {message}", err=True)
+    sys.exit(code)
+
+
+class Group(click.Group):
+    """Turns every known error into one line and its exit code; never a traceback for the user."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VpipeError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback on request
+            if os.environ.get("VPIPE_DEBUG"):
+                traceback.print_exc()
+            _fail(f"internal error ({type(exc).__name__}: {exc}); set VPIPE_DEBUG=1 for the traceback", 1)
+
+
+def _base(ctx: click.Context) -> Path:
+    return jobs_dir(ctx.obj.get("jobs_dir"))
+
+
+@click.group(cls=Group)
+@click.option("--jobs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="VPIPE_JOBS_DIR",
+              help="Where jobs live (default ./jobs).")
+@click.version_option(package_name="vpipe")
+@click.pass_context
+def main(ctx: click.Context, jobs_dir: Path | None) -> None:
+    """Resumable batch video stylization: split, stylize, retry-failed, assemble."""
+    ctx.ensure_object(dict)
+    ctx.obj["jobs_dir"] = jobs_dir
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as cleanly as Ctrl-C
+
+
+@main.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--job", help="Job name (default: from the file name).")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
+              help="Frame files: lossless PNG or faster JPEG.")
+@click.pass_context
+def split(ctx: click.Context, video: Path, job: str | None, fmt: str) -> None:
+    """Decode VIDEO into numbered frames and create a job."""
+    result = stages.split(video, _base(ctx), job, fmt)
+    info = result.info
+    if result.already:
+        click.echo(f"job {result.job.name}: already split ({result.frames} frames), nothing to do")
+        return
+    w, h = info.display_size
+    audio = ", ".join(f"{a.codec}" + (f" ({a.language})" if a.language else "") for a in info.audio) or "none"
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"job {result.job.name}: {result.frames} frames, {w}x{h}, {info.rate} fps"
+               f"{f', rotation {info.rotation}' if info.rotation else ''}, audio: {audio}")
+    click.echo(f"frames in {result.job.frames_dir}")
+
+
+def _run_options(**kw: Any) -> stages.RunOptions:
+    return stages.RunOptions(**{k: v for k, v in kw.items() if v is not None})
+
+
+def _report(result: stages.RunResult) -> None:
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    counts = result.counts
+    if not result.todo:
+        click.echo(f"job {result.job.name}: nothing to do in this range "
+                   f"({counts[Status.DONE]} done, {counts[Status.FAILED]} failed of {sum(counts.values())})")
+    else:
+        o = result.outcome
+        click.echo(f"job {result.job.name}: {o.done} frames styled, {o.failed} failed in "
+                   f"{format_seconds(result.seconds)} ({o.done / max(result.seconds, 1e-6):.2f} frames/s); "
+                   f"job total: {counts[Status.DONE]} done, {counts[Status.FAILED]} failed, "
+                   f"{counts[Status.PENDING]} pending")
+    if counts[Status.FAILED]:
+        click.echo("failed frames: see `vpipe status`, then `vpipe retry-failed`")
+        sys.exit(1 if result.outcome.failed else 0)
+
+
+run_options = [
+    click.option("--job", help="Job name (default: the only job, else the last one split)."),
+    click.option("--chunk", type=click.IntRange(min=1), help="Frames per chunk (default 50)."),
+    click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: 1 per GPU, else 1)."),
+    click.option("--max-attempts", type=click.IntRange(min=1), help="Tries per frame in this run (default 2)."),
+    click.option("--frame-timeout", type=click.FloatRange(min=0, min_open=True),
+                 help="Seconds before a frame counts as hung (default 600)."),
+    click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="Where engines run (default auto)."),
+]
+
+
+def with_run_options(func: Any) -> Any:
+    for option in reversed(run_options):
+        func = option(func)
+    return func
+
+
+@main.command()
+@with_run_options
+@click.option("--style", help="Style name from styles/, or a model path (default: the job's, else 'wave').")
+@click.option("--engine", help="Engine (default: the style's; 'fast').")
+@click.option("--range", "frames", type=RangeType(), help="Frames A-B, 1-based inclusive (default all).")
+@click.option("--max-side", type=click.IntRange(min=16), help="Stylize at most this many pixels on the long side.")
+@click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
+@click.pass_context
+def stylize(ctx: click.Context, job: str | None, **kw: Any) -> None:
+    """Stylize pending frames in crash-isolated workers; resumable."""
+    _report(stages.stylize(_base(ctx), job, _run_options(**kw)))
+
+
+@main.command("retry-failed")
+@with_run_options
+@click.pass_context
+def retry_failed(ctx: click.Context, job: str | None, **kw: Any) -> None:
+    """Put failed frames back to pending (history kept) and stylize them."""
+    _report(stages.stylize(_base(ctx), job, _run_options(**kw), retry_failed=True))
+
+
+@main.command()
+@click.option("--job", help="Job name (default: the only job, else the last one split).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Output file (default jobs/NAME/output.mp4).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
+@click.option("--fill", type=click.Choice(["fail", "original"]), default="fail", show_default=True,
+              help="Missing styled frames: stop, or use the source frames.")
+@click.pass_context
+def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int, fill: str) -> None:
+    """Encode the styled frames at the source's exact rate, with its audio."""
+    result = stages.assemble(_base(ctx), job, output, crf, fill)
+    if result.filled:
+        click.echo(f"note: {result.filled} missing frames filled with the original frames")
+    click.echo(f"job {result.job.name}: {result.frames} frames, {result.audio_streams} audio streams")
+    click.echo(str(result.output))
+
+
+@main.command()
+@click.option("--job", help="Job name (default: the only job, else the last one split).")
+@click.pass_context
+def status(ctx: click.Context, job: str | None) -> None:
+    """Counts by status, failed frames with reasons, throughput and ETA (read-only)."""
+    report = stages.status(_base(ctx), job)
+    if report.note:
+        click.echo(f"note: {report.note}")
+    counts = report.counts
+    total = sum(counts.values())
+    click.echo(f"job {report.job.name}: {total} frames")
+    for state in Status:
+        click.echo(f"  {state.value:<8} {counts[state]:>7}")
+    if report.settings:
+        click.echo(f"style: {report.settings.get('style')} (engine {report.settings.get('engine')})")
+    if report.rate:
+        eta = f", ETA {format_seconds(report.eta)}" if report.eta else ""
+        click.echo(f"throughput: {report.rate:.2f} frames/s (latest run){eta}")
+    if report.failures:
+        click.echo("failed frames:")
+        for record in report.failures[:50]:
+            click.echo(f"  {record.idx:>7}  {record.error_kind or '?':<10} attempts {record.attempts}  "
+                       f"{record.last_error or ''}")
+        if len(report.failures) > 50:
+            click.echo(f"  ... and {len(report.failures) - 50} more")
+
+
+@main.command()
+def doctor() -> None:
+    """Which ffmpeg, TensorFlow, devices and model folders vpipe uses here."""
+    for key, value in stages.doctor():
+        click.echo(f"{key:<18} {value}")
+
+
+if __name__ == "__main__":
+    main()

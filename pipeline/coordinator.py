@@ -1,0 +1,208 @@
+"""The scheduling loop: chunks out to workers, their events in, every transition into the manifest.
+
+Chunks are the unit of scheduling, frames the unit of record. A worker that dies costs the frame
+in flight one attempt; frames it finished stay done; the rest of its chunk goes to a fresh worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import DiskFullError, Interrupted, VpipeError
+from .executors.local import Event, WorkerProcess, describe_exit
+from .manifest import ErrorKind, Manifest
+
+
+class Executor(Protocol):
+    size: int
+
+    def submit(self, slot: int, frames: list[int]) -> WorkerProcess: ...
+    def next_event(self, timeout: float) -> Event | None: ...
+    def kill(self, slot: int) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+class Reporter(Protocol):
+    def frame_done(self, frame: int, seconds: float) -> None: ...
+    def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
+    def chunk_done(self, frames: list[int], done: int, failed: int, seconds: float) -> None: ...
+
+
+@dataclass
+class Slot:
+    busy: bool = False  # from dispatch until the worker ends the chunk (or dies)
+    chunk: list[int] = field(default_factory=list)
+    remaining: list[int] = field(default_factory=list)
+    pid: int | None = None
+    ready: bool = False
+    current: int | None = None
+    since: float = 0.0
+    chunk_started: float = 0.0
+    chunk_done: int = 0
+    chunk_failed: int = 0
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_attempts: int = 2
+    frame_timeout: float = 600.0
+    load_timeout: float = 600.0
+
+
+@dataclass
+class Outcome:
+    done: int = 0
+    failed: int = 0
+    attempts_failed: int = 0
+
+
+class Coordinator:
+    def __init__(self, manifest: Manifest, executor: Executor, run_id: int, limits: Limits,
+                 reporter: Reporter, file_ok: Callable[[int], bool]) -> None:
+        self.manifest = manifest
+        self.executor = executor
+        self.run_id = run_id
+        self.limits = limits
+        self.reporter = reporter
+        self.file_ok = file_ok
+        self.slots = {i: Slot() for i in range(executor.size)}
+        self.queue: deque[list[int]] = deque()
+        self.tries: dict[int, int] = {}
+        self.outcome = Outcome()
+        self.stop: VpipeError | None = None
+
+    def run(self, chunks: list[list[int]]) -> Outcome:
+        self.queue.extend(chunks)
+        try:
+            while self.stop is None and (self.queue or any(s.busy for s in self.slots.values())):
+                self._dispatch()
+                event = self.executor.next_event(timeout=0.25)
+                if event is not None:
+                    self._handle(event)
+                self._check_timeouts()
+        except KeyboardInterrupt:
+            self.stop = Interrupted("interrupted: frames in flight went back to pending; "
+                                    "run the same command to resume")
+        finally:
+            self.executor.shutdown()
+            self._release_all()
+        if self.stop is not None:
+            raise self.stop
+        return self.outcome
+
+    # ------------------------------------------------------------ dispatch
+
+    def _dispatch(self) -> None:
+        for number, slot in self.slots.items():
+            if slot.busy or not self.queue:
+                continue
+            chunk = self.queue.popleft()
+            self.manifest.mark_running(chunk, self.run_id, f"slot-{number}")
+            proc = self.executor.submit(number, chunk)
+            if slot.pid != proc.pid:
+                slot.pid, slot.ready, slot.since = proc.pid, False, time.monotonic()
+            slot.busy, slot.chunk, slot.remaining = True, list(chunk), list(chunk)
+            slot.current, slot.timed_out = None, False
+            slot.chunk_started, slot.chunk_done, slot.chunk_failed = time.monotonic(), 0, 0
+
+    # ------------------------------------------------------------ events
+
+    def _handle(self, event: Event) -> None:
+        slot = self.slots[event.slot]
+        data = event.data
+        if event.kind == "ready":
+            slot.ready, slot.since = True, time.monotonic()
+        elif event.kind == "start":
+            slot.current, slot.since = int(data["frame"]), time.monotonic()
+            self.manifest.mark_started(slot.current)
+        elif event.kind == "done":
+            self._done(slot, int(data["frame"]), float(data["seconds"]), str(data["hash"]))
+        elif event.kind == "failed":
+            frame = int(data["frame"])
+            self._forget(slot, frame)
+            if data["kind"] == ErrorKind.DISK_FULL:
+                self.manifest.release([frame], self.run_id, "disk full")
+                self.stop = DiskFullError(f"no space left on the device while writing frame {frame}; "
+                                          "free some space and run the same command to resume")
+            else:
+                self._attempt_failed(slot, frame, ErrorKind(data["kind"]), str(data["message"]))
+        elif event.kind == "chunk_end":
+            self._end_chunk(slot)
+        elif event.kind == "fatal":
+            self.stop = VpipeError(f"the engine could not be loaded: {data['message']}")
+        elif event.kind == "exit" and data["pid"] == slot.pid:
+            self._worker_died(event.slot, slot, int(data["returncode"]))
+
+    def _done(self, slot: Slot, frame: int, seconds: float, digest: str) -> None:
+        self._forget(slot, frame)
+        if not self.file_ok(frame):  # exit code 0 is not proof: the file must be there
+            self._attempt_failed(slot, frame, ErrorKind.EXCEPTION, "worker reported done but no output file")
+            return
+        self.manifest.mark_done(frame, self.run_id, seconds, digest)
+        self.outcome.done += 1
+        slot.chunk_done += 1
+        self.reporter.frame_done(frame, seconds)
+
+    def _forget(self, slot: Slot, frame: int) -> None:
+        if frame in slot.remaining:
+            slot.remaining.remove(frame)
+        if slot.current == frame:
+            slot.current = None
+
+    def _attempt_failed(self, slot: Slot, frame: int, kind: ErrorKind, message: str) -> None:
+        self.tries[frame] = self.tries.get(frame, 0) + 1
+        final = self.tries[frame] >= self.limits.max_attempts
+        self.manifest.mark_attempt_failed(frame, self.run_id, kind, message, final)
+        self.outcome.attempts_failed += 1
+        slot.chunk_failed += 1
+        if final:
+            self.outcome.failed += 1
+        else:
+            self.queue.append([frame])
+        self.reporter.frame_failed(frame, kind.value, message, final)
+
+    def _end_chunk(self, slot: Slot) -> None:
+        if slot.chunk:
+            self.reporter.chunk_done(slot.chunk, slot.chunk_done, slot.chunk_failed,
+                                     time.monotonic() - slot.chunk_started)
+        slot.busy, slot.chunk, slot.remaining, slot.current = False, [], [], None
+
+    def _worker_died(self, number: int, slot: Slot, returncode: int) -> None:
+        proc_log = getattr(self.executor, "worker", lambda n: None)(number)
+        kind, reason = ("timeout", f"no result within {self.limits.frame_timeout:g} s") if slot.timed_out \
+            else describe_exit(returncode)
+        slot.pid = None
+        if not slot.ready and not slot.timed_out:
+            tail = proc_log.stderr_tail() if proc_log else ""
+            self.stop = VpipeError(f"a worker failed while loading the engine ({reason})" + (f": {tail}" if tail else ""))
+            return
+        in_flight = slot.current if slot.current in slot.remaining else None
+        rest = [f for f in slot.remaining if f != in_flight]
+        slot.remaining = []
+        if in_flight is not None:
+            self._attempt_failed(slot, in_flight, ErrorKind(kind), reason)
+        if rest:
+            self.queue.appendleft(rest)
+        self._end_chunk(slot)
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for number, slot in self.slots.items():
+            if not slot.busy or slot.timed_out or slot.pid is None:
+                continue
+            if slot.ready and slot.current is not None and now - slot.since > self.limits.frame_timeout:
+                slot.timed_out = True
+                self.executor.kill(number)
+            elif not slot.ready and now - slot.since > self.limits.load_timeout:
+                self.stop = VpipeError(f"a worker took more than {self.limits.load_timeout:g} s to load the engine")
+
+    def _release_all(self) -> None:
+        held = [f for slot in self.slots.values() for f in slot.remaining]
+        if held:
+            self.manifest.release(held, self.run_id, "interrupted" if isinstance(self.stop, Interrupted)
+                                  else "run stopped")

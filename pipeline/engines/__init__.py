@@ -1,0 +1,37 @@
+"""Engine registry. Engines are imported only inside worker processes (they pull in TensorFlow).
+
+Extra engines can be registered with VPIPE_ENGINES="name=module:factory,..." (plugins, and the
+test suite's misbehaving fixtures).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from .base import Engine
+
+BUILTIN = {"fast": "pipeline.engines.fast:load"}
+
+
+def registry() -> dict[str, str]:
+    extra = os.environ.get("VPIPE_ENGINES", "")
+    entries = dict(item.split("=", 1) for item in extra.split(",") if "=" in item)
+    return {**BUILTIN, **entries}
+
+
+def check_name(name: str) -> str:
+    if name not in registry():
+        raise UsageError(f"unknown engine {name!r} (known: {', '.join(sorted(registry()))})")
+    return name
+
+
+def load(name: str, model: Path, options: dict[str, Any]) -> Engine:
+    """Import the engine's module and build it once; called by the worker, never the coordinator."""
+    module_name, _, attr = registry()[check_name(name)].partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    engine: Engine = factory(model, options)
+    return engine

@@ -1,0 +1,127 @@
+"""Where a job lives on disk, how it is named and found, and the lock that guards it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import JobError, JobLockedError, UsageError
+
+JOBS_ENV = "VPIPE_JOBS_DIR"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+LAST_JOB_FILE = ".last-job"
+
+
+def jobs_dir(explicit: Path | None = None) -> Path:
+    """--jobs-dir, else $VPIPE_JOBS_DIR, else ./jobs under the current directory."""
+    return explicit or Path(os.environ.get(JOBS_ENV) or Path.cwd() / "jobs")
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name) or ".." in name:
+        raise UsageError(f"job name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+                         "(no slashes, at most 64 characters)")
+    return name
+
+
+def name_from_path(video: Path) -> str:
+    """A safe job name from a file name: "Mon film (final).mp4" -> "Mon_film_final"."""
+    ascii_stem = unicodedata.normalize("NFKD", video.stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_stem).strip("._-")[:64]
+    return name or "job"
+
+
+@dataclass(frozen=True)
+class Job:
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def frames_dir(self) -> Path:
+        return self.root / "frames"
+
+    @property
+    def styled_dir(self) -> Path:
+        return self.root / "styled"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.sqlite"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "log.jsonl"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def worker_logs(self) -> Path:
+        return self.root / "workers"
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+
+def find_job(base: Path, name: str | None) -> tuple[Job, str | None]:
+    """The job to act on, and a note when it was chosen for the user (several jobs, no --job)."""
+    if name is not None:
+        job = Job(base / check_name(name))
+        if not job.exists():
+            raise UsageError(f"no job named {name!r} in {base} (run `vpipe split VIDEO --job {name}`)")
+        return job, None
+    names = sorted({p.parent.name for p in base.glob("*/manifest.sqlite")}) if base.is_dir() else []
+    if not names:
+        raise UsageError(f"no jobs in {base}: start with `vpipe split VIDEO`")
+    if len(names) == 1:
+        return Job(base / names[0]), None
+    last = base / LAST_JOB_FILE
+    chosen = last.read_text().strip() if last.is_file() else ""
+    if chosen not in names:
+        raise UsageError(f"{len(names)} jobs in {base} ({', '.join(names)}): choose one with --job")
+    return Job(base / chosen), f"using job {chosen!r} (the last one split; --job picks another)"
+
+
+def remember_last(base: Path, name: str) -> None:
+    tmp = base / (LAST_JOB_FILE + ".tmp")
+    tmp.write_text(name + "\n")
+    tmp.replace(base / LAST_JOB_FILE)
+
+
+class JobLock:
+    """An flock on the job: the kernel drops it when the holder dies, so a crash never needs --unlock."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._fd: int | None = None
+
+    def __enter__(self) -> JobLock:
+        try:
+            fd = os.open(self.job.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JobError(f"cannot open the job lock {self.job.lock_path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise JobLockedError(f"job {self.job.name!r} is in use by pid {holder}; "
+                                 "wait for it to finish or stop it (Ctrl-C)") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,253 @@
+"""The job manifest: one SQLite row per frame, plus a history of every transition.
+
+The coordinator is its only writer. Each transition is one transaction (WAL, synchronous=FULL),
+so a kill at any moment leaves either the old state or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from .errors import JobError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE frames (
+    idx INTEGER PRIMARY KEY,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error_kind TEXT, last_error TEXT, worker TEXT,
+    started_at REAL, finished_at REAL, seconds REAL, output_hash TEXT, run_id INTEGER
+);
+CREATE INDEX frames_status ON frames(status);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY, ts REAL NOT NULL, run_id INTEGER, idx INTEGER,
+    event TEXT NOT NULL, error_kind TEXT, message TEXT
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY, command TEXT NOT NULL, pid INTEGER NOT NULL,
+    started_at REAL NOT NULL, finished_at REAL, outcome TEXT
+);
+"""
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ErrorKind(StrEnum):
+    EXCEPTION = "exception"
+    SEGFAULT = "segfault"
+    KILLED = "killed"  # SIGKILL: most often the kernel's out-of-memory killer
+    CRASHED = "crashed"  # any other abnormal exit (abort, exit code)
+    TIMEOUT = "timeout"
+    DISK_FULL = "disk_full"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    idx: int
+    status: Status
+    attempts: int
+    error_kind: str | None
+    last_error: str | None
+    seconds: float | None
+
+
+class Manifest:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # ------------------------------------------------------------ opening
+
+    @staticmethod
+    def create(path: Path, frame_count: int, meta: dict[str, Any]) -> None:
+        """Write a complete manifest under a temporary name, then rename it into place."""
+        partial = path.with_name(path.name + ".partial")
+        partial.unlink(missing_ok=True)
+        conn = sqlite3.connect(partial, isolation_level=None)
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO meta VALUES (?, ?)",
+                             [(k, json.dumps(v)) for k, v in {**meta, "schema_version": SCHEMA_VERSION}.items()])
+            conn.executemany("INSERT INTO frames (idx) VALUES (?)", ((i,) for i in range(1, frame_count + 1)))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        partial.replace(path)
+
+    @staticmethod
+    def open(path: Path) -> Manifest:
+        if not path.is_file():
+            raise JobError(f"no manifest at {path}: run `vpipe split` first")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JobError(f"manifest {path} is unreadable ({exc}); the styled frames are intact") from exc
+        version = json.loads(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise JobError(f"manifest {path} has schema version {version}, newer than this vpipe "
+                           f"understands ({SCHEMA_VERSION}): upgrade vpipe")
+        return Manifest(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _event(self, conn: sqlite3.Connection, run_id: int | None, idx: int | None, event: str,
+               kind: str | None = None, message: str | None = None) -> None:
+        conn.execute("INSERT INTO events (ts, run_id, idx, event, error_kind, message) VALUES (?,?,?,?,?,?)",
+                     (time.time(), run_id, idx, event, kind, message))
+
+    # ------------------------------------------------------------ metadata
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # ------------------------------------------------------------ reading
+
+    def frame_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM frames").fetchone()[0])
+
+    def counts(self) -> dict[Status, int]:
+        rows = self._conn.execute("SELECT status, COUNT(*) FROM frames GROUP BY status").fetchall()
+        found = {Status(s): n for s, n in rows}
+        return {s: found.get(s, 0) for s in Status}
+
+    def frames(self, status: Status, first: int = 1, last: int | None = None) -> list[int]:
+        last = self.frame_count() if last is None else last
+        rows = self._conn.execute("SELECT idx FROM frames WHERE status=? AND idx BETWEEN ? AND ? ORDER BY idx",
+                                  (status.value, first, last)).fetchall()
+        return [r[0] for r in rows]
+
+    def records(self, status: Status) -> list[FrameRecord]:
+        rows = self._conn.execute(
+            "SELECT idx, status, attempts, error_kind, last_error, seconds FROM frames "
+            "WHERE status=? ORDER BY idx", (status.value,)).fetchall()
+        return [FrameRecord(r[0], Status(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def record(self, idx: int) -> FrameRecord:
+        r = self._conn.execute("SELECT idx, status, attempts, error_kind, last_error, seconds FROM frames "
+                               "WHERE idx=?", (idx,)).fetchone()
+        return FrameRecord(r[0], Status(r[1]), r[2], r[3], r[4], r[5])
+
+    def done_hashes(self) -> dict[int, str]:
+        rows = self._conn.execute("SELECT idx, output_hash FROM frames WHERE status='done'").fetchall()
+        return dict(rows)
+
+    def events(self, idx: int | None = None) -> list[tuple[str, str | None]]:
+        rows = self._conn.execute("SELECT event, error_kind FROM events WHERE (? IS NULL OR idx=?) ORDER BY id",
+                                  (idx, idx)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def throughput(self) -> tuple[int, float] | None:
+        """(frames done, seconds) for the latest run that finished frames: the basis of an ETA."""
+        row = self._conn.execute(
+            "SELECT run_id, COUNT(*), MIN(started_at), MAX(finished_at) FROM frames "
+            "WHERE status='done' AND run_id=(SELECT MAX(run_id) FROM frames WHERE status='done')").fetchone()
+        if not row or not row[1] or row[3] is None or row[2] is None:
+            return None
+        return int(row[1]), max(float(row[3]) - float(row[2]), 1e-6)
+
+    # ------------------------------------------------------------ runs and transitions
+
+    def start_run(self, command: str, pid: int) -> int:
+        with self._write() as conn:
+            cur = conn.execute("INSERT INTO runs (command, pid, started_at) VALUES (?,?,?)",
+                               (command, pid, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, outcome: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET finished_at=?, outcome=? WHERE id=?", (time.time(), outcome, run_id))
+
+    def reclaim(self, run_id: int) -> list[int]:
+        """Frames left `running` by a run that died: back to pending, attempts untouched."""
+        with self._write() as conn:
+            stale = [r[0] for r in conn.execute("SELECT idx FROM frames WHERE status='running'")]
+            conn.execute("UPDATE frames SET status='pending', worker=NULL WHERE status='running'")
+            for idx in stale:
+                self._event(conn, run_id, idx, "reclaimed")
+        return stale
+
+    def mark_running(self, frames: Iterable[int], run_id: int, worker: str) -> None:
+        with self._write() as conn:
+            conn.executemany("UPDATE frames SET status='running', run_id=?, worker=? WHERE idx=?",
+                             [(run_id, worker, i) for i in frames])
+
+    def mark_started(self, idx: int) -> None:
+        """When a worker begins the frame: the clock for timings (not an event, to keep writes few)."""
+        with self._write() as conn:
+            conn.execute("UPDATE frames SET started_at=? WHERE idx=?", (time.time(), idx))
+
+    def mark_done(self, idx: int, run_id: int, seconds: float, output_hash: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE frames SET status='done', finished_at=?, seconds=?, output_hash=?, "
+                         "error_kind=NULL WHERE idx=?", (time.time(), seconds, output_hash, idx))
+            self._event(conn, run_id, idx, "done")
+
+    def mark_attempt_failed(self, idx: int, run_id: int, kind: ErrorKind, message: str, final: bool) -> None:
+        """A failed attempt costs one attempt; the frame is `failed` once it has no attempts left."""
+        status = Status.FAILED if final else Status.PENDING
+        with self._write() as conn:
+            conn.execute("UPDATE frames SET status=?, attempts=attempts+1, error_kind=?, last_error=?, "
+                         "finished_at=? WHERE idx=?", (status.value, kind.value, message, time.time(), idx))
+            self._event(conn, run_id, idx, "failed" if final else "attempt_failed", kind.value, message)
+
+    def release(self, frames: Iterable[int], run_id: int, reason: str) -> None:
+        """Running frames back to pending without spending an attempt (interruption, requeue)."""
+        with self._write() as conn:
+            for idx in frames:
+                cur = conn.execute("UPDATE frames SET status='pending' WHERE idx=? AND status='running'", (idx,))
+                if cur.rowcount:
+                    self._event(conn, run_id, idx, "released", None, reason)
+
+    def requeue_failed(self, run_id: int | None, first: int = 1, last: int | None = None) -> list[int]:
+        """Failed frames back to pending for another try; their history stays in `events`."""
+        frames = self.frames(Status.FAILED, first, last)
+        with self._write() as conn:
+            for idx in frames:
+                conn.execute("UPDATE frames SET status='pending' WHERE idx=?", (idx,))
+                self._event(conn, run_id, idx, "retry")
+        return frames
+
+    def reset(self, run_id: int | None, frames: Iterable[int], reason: str) -> None:
+        """Frames back to a clean pending (used by --restart and by verification)."""
+        with self._write() as conn:
+            for idx in frames:
+                conn.execute("UPDATE frames SET status='pending', output_hash=NULL, error_kind=NULL, "
+                             "last_error=NULL WHERE idx=?", (idx,))
+                self._event(conn, run_id, idx, "reset", None, reason)

@@ -1,0 +1,48 @@
+"""Where model weights come from: $VPIPE_MODELS_DIR first, then the user cache.
+
+Models are addressed by a relative name laid out like ../shared/assets/models, e.g.
+"lengstrom_fst/wave". Nothing here imports TensorFlow or executes code from a model file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from .errors import ModelError
+
+MODELS_ENV = "VPIPE_MODELS_DIR"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vpipe" / "models"
+
+
+def search_path() -> list[Path]:
+    extra = os.environ.get(MODELS_ENV)
+    return ([Path(extra)] if extra else []) + [cache_dir()]
+
+
+def find(name: str) -> Path:
+    """The first folder or file named `name` on the search path, or an error saying where to put it."""
+    for base in search_path():
+        candidate = base / name
+        if candidate.exists():
+            return candidate
+    places = " or ".join(str(base / name) for base in search_path())
+    raise ModelError(f"model {name!r} not found: place it at {places} "
+                     f"(or point {MODELS_ENV} at a folder that has {name})")
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 over a model file, or over every file of a model folder (names and contents)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,398 @@
+"""split / stylize / retry-failed / assemble / status: the one module where the parts meet."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import engines, storage, styles, video
+from .coordinator import Coordinator, Limits, Outcome
+from .errors import JobError, MediaError, UsageError, VpipeError
+from .executors.local import LocalExecutor
+from .frames import FrameRange, count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
+from .job import Job, JobLock, check_name, find_job, name_from_path, remember_last
+from .logs import RunLog
+from .manifest import Manifest, Status
+
+# ---------------------------------------------------------------- split
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    job: Job
+    frames: int
+    info: video.VideoInfo
+    already: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_source(source: Path) -> None:
+    if not source.exists():
+        raise UsageError(f"{source}: no such file")
+    if source.is_dir():
+        raise UsageError(f"{source} is a folder, not a video file")
+    if source.stat().st_size == 0:
+        raise MediaError(f"{source.name} is empty (0 bytes)")
+
+
+def _make_jobs_dir(base: Path) -> None:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JobError(f"cannot create the jobs folder {base}: {exc.strerror}") from exc
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise JobError(f"the jobs folder {base} is not writable")
+
+
+def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> SplitResult:
+    _check_source(source)
+    job = Job(base / (check_name(name) if name else name_from_path(source)))
+    source_hash = file_sha256(source)
+    if job.exists():
+        manifest = Manifest.open(job.manifest_path)
+        try:
+            if manifest.meta("source_sha256") != source_hash:
+                raise UsageError(f"job {job.name!r} already holds another video ({manifest.meta('source')}); "
+                                 "choose another --job")
+            if not job.frames_dir.is_dir():
+                raise JobError(f"job {job.name!r}: its frames folder {job.frames_dir} was deleted; "
+                               "split the video into a new job")
+            info = video.VideoInfo.from_dict(manifest.meta("video"))
+            return SplitResult(job, manifest.frame_count(), info, already=True)
+        finally:
+            manifest.close()
+    info = video.probe(source)
+    _make_jobs_dir(base)
+    job.root.mkdir(exist_ok=True)
+    with JobLock(job):
+        count, width, notes = _decode_frames(source, job, info, fmt)
+        job.styled_dir.mkdir(exist_ok=True)
+        Manifest.create(job.manifest_path, count, {
+            "video": info.to_dict(), "source": str(source.resolve()), "source_sha256": source_hash,
+            "ext": fmt, "name_width": width, "created": time.time(), "notes": list(notes)})
+    remember_last(base, job.name)
+    return SplitResult(job, count, info, notes=tuple(notes))
+
+
+def _decode_frames(source: Path, job: Job, info: video.VideoInfo, fmt: str) -> tuple[int, int, list[str]]:
+    """Decode into frames.partial/, check the count, then rename: never a half frame set named frames/."""
+    partial = job.root / "frames.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    rate = video.rational(info.rate)
+    estimate = info.frame_count or int((info.duration or 0) * float(rate or 30)) + 1
+    width = name_width(estimate * 2)
+    notes = []
+    if info.variable_rate:
+        notes.append(f"variable frame rate: converted to a constant {info.rate} fps (the source's average)")
+    args = video.split_args(video.tools().ffmpeg, source, partial / frame_pattern(width, fmt), fmt,
+                            info.rate if info.variable_rate else None)
+    done = video.run(args, f"decoding {source.name}")
+    names = sorted(p.name for p in partial.iterdir())
+    reported = video.progress_frames(done.stdout)
+    if not names:
+        raise MediaError(f"{source.name}: no frame could be decoded")
+    try:
+        count = count_sequence(names, width, fmt)
+    except ValueError as exc:
+        raise MediaError(f"{source.name}: {exc}") from exc
+    if reported and reported != count:
+        raise MediaError(f"{source.name}: ffmpeg reported {reported} frames but {count} were written")
+    partial.replace(job.frames_dir) if not job.frames_dir.exists() else _swap(partial, job.frames_dir)
+    storage.fsync_dir(job.root)
+    return count, width, notes
+
+
+def _swap(new: Path, old: Path) -> None:
+    shutil.rmtree(old)
+    new.replace(old)
+
+
+# ---------------------------------------------------------------- stylize and retry-failed
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    style: str | None = None
+    engine: str | None = None
+    frames: FrameRange | None = None
+    chunk: int = 50
+    workers: int | None = None
+    max_side: int | None = None
+    max_attempts: int = 2
+    frame_timeout: float = 600.0
+    device: str = "auto"
+    restart: bool = False
+
+
+@dataclass
+class RunResult:
+    job: Job
+    todo: int
+    outcome: Outcome
+    seconds: float
+    counts: dict[Status, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def gpu_count() -> int:
+    """GPUs visible to workers, found without importing TensorFlow (nvidia-smi, CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def _settings(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
+    """The style settings of this run; with no --style/--engine a resume reuses the job's."""
+    stored = manifest.meta("settings")
+    if stored and options.style is None and options.engine is None:
+        style = styles.resolve(stored["style"], stored["engine"])
+        max_side = options.max_side if options.max_side is not None else stored.get("max_side")
+    else:
+        style = styles.resolve(options.style, options.engine)
+        max_side = options.max_side
+    engines.check_name(style.engine)
+    return {**style.settings(), "model": str(style.model), "max_side": max_side}
+
+
+def _identity(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: settings.get(k) for k in ("engine", "model_sha256", "max_side")}
+
+
+def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], restart: bool) -> list[str]:
+    stored = manifest.meta("settings")
+    done = manifest.counts()[Status.DONE]
+    if stored and done and _identity(stored) != _identity(settings):
+        if not restart:
+            diffs = ", ".join(f"{k}: {stored.get(k)!s:.16} -> {settings.get(k)!s:.16}"
+                              for k in ("style", "engine", "model_sha256", "max_side")
+                              if stored.get(k) != settings.get(k))
+            raise UsageError(f"job {job.name!r} has {done} frames styled with other settings ({diffs}); "
+                             "use the same settings, or --restart to discard them")
+        manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
+        for path in job.styled_dir.iterdir():
+            path.unlink()
+        return [f"--restart: discarded {done} styled frames"]
+    return []
+
+
+def stylize(base: Path, name: str | None, options: RunOptions, retry_failed: bool = False) -> RunResult:
+    job, note = find_job(base, name)
+    if not job.frames_dir.is_dir():
+        raise JobError(f"job {job.name!r}: the frames folder {job.frames_dir} is missing; split the video again "
+                       "into a new job")
+    with JobLock(job):
+        manifest = Manifest.open(job.manifest_path)
+        try:
+            return _stylize_locked(job, manifest, options, retry_failed, [note] if note else [])
+        finally:
+            manifest.close()
+
+
+def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_failed: bool,
+                    notes: list[str]) -> RunResult:
+    total = manifest.frame_count()
+    first, last = options.frames.resolve(total) if options.frames else (1, total)
+    settings = _settings(manifest, options)
+    notes += _check_settings(job, manifest, settings, options.restart)
+    manifest.set_meta("settings", settings)
+    run_id = manifest.start_run(" ".join(["vpipe", *sys.argv[1:]]), os.getpid())
+    reclaimed = manifest.reclaim(run_id)
+    if reclaimed:
+        notes.append(f"reclaimed {len(reclaimed)} frames left running by an earlier run that died")
+    swept = storage.sweep_tmp(job.styled_dir)
+    if swept:
+        notes.append(f"removed {swept} partial files left by an earlier run")
+    if retry_failed:
+        requeued = manifest.requeue_failed(run_id, first, last)
+        notes.append(f"retrying {len(requeued)} failed frames" + (f": {describe_spans(requeued)}" if requeued else ""))
+    todo = manifest.frames(Status.PENDING, first, last)
+    started = time.monotonic()
+    outcome = Outcome()
+    if todo:
+        outcome = _run(job, manifest, run_id, settings, todo, options)
+    manifest.finish_run(run_id, "finished")
+    return RunResult(job, len(todo), outcome, time.monotonic() - started, manifest.counts(), notes)
+
+
+def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], todo: list[int],
+         options: RunOptions) -> Outcome:
+    gpus = 0 if options.device == "cpu" else gpu_count()
+    if options.device == "gpu" and not gpus:
+        raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
+    workers = options.workers or max(gpus, 1)
+    cores = os.cpu_count() or 1
+    width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+    config = {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
+              "styled_dir": str(job.styled_dir), "name_width": width, "ext": ext,
+              "max_side": settings.get("max_side"),
+              "options": {"threads": 0 if gpus else max(1, cores // workers), "batch": 1}}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if not gpus:
+        env["CUDA_VISIBLE_DEVICES"] = "-1"
+    executor = LocalExecutor(config, workers, env, job.worker_logs, gpus=gpus)
+    log = RunLog(job.log_path, len(todo), job.name)
+    log.event("run_started", run=run_id, frames=len(todo), workers=workers, engine=settings["engine"],
+              style=settings["style"])
+
+    def file_ok(frame: int) -> bool:
+        return (job.styled_dir / frame_name(frame, width, ext)).is_file()
+
+    limits = Limits(max_attempts=options.max_attempts, frame_timeout=options.frame_timeout)
+    coordinator = Coordinator(manifest, executor, run_id, limits, log, file_ok)
+    try:
+        outcome = coordinator.run(plan_chunks(todo, options.chunk))
+        log.event("run_finished", run=run_id, done=outcome.done, failed=outcome.failed,
+                  attempts_failed=outcome.attempts_failed)
+        return outcome
+    except VpipeError as exc:
+        log.event("run_stopped", run=run_id, reason=str(exc))
+        manifest.finish_run(run_id, type(exc).__name__)
+        raise
+    finally:
+        log.close()
+
+
+# ---------------------------------------------------------------- assemble
+
+
+@dataclass(frozen=True)
+class AssembleResult:
+    job: Job
+    output: Path
+    frames: int
+    filled: int
+    audio_streams: int
+
+
+def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, fill: str = "fail") -> AssembleResult:
+    job, _ = find_job(base, name)
+    output = (output or job.root / "output.mp4").absolute()
+    if output.suffix.lower() not in video.COPYABLE_AUDIO:
+        raise UsageError(f"output {output.name}: use a .mp4, .m4v, .mov or .mkv file name")
+    if not output.parent.is_dir():
+        raise UsageError(f"output folder {output.parent} does not exist")
+    with JobLock(job):
+        manifest = Manifest.open(job.manifest_path)
+        try:
+            info = video.VideoInfo.from_dict(manifest.meta("video"))
+            source = Path(manifest.meta("source"))
+            width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+            total = manifest.frame_count()
+            done = set(manifest.frames(Status.DONE))
+        finally:
+            manifest.close()
+        missing = [i for i in range(1, total + 1)
+                   if i not in done or not (job.styled_dir / frame_name(i, width, ext)).is_file()]
+        if missing and fill == "fail":
+            raise VpipeError(f"{len(missing)} of {total} frames are not styled yet ({describe_spans(missing)}): "
+                             "run `vpipe stylize` / `vpipe retry-failed`, or assemble with --fill original")
+        if info.audio and not source.is_file():
+            raise MediaError(f"the source video {source} is gone, and its audio with it: put it back to assemble")
+        sequence = _link_sequence(job, total, width, ext, set(missing))
+        partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+        try:
+            args = video.assemble_args(video.tools().ffmpeg, sequence / frame_pattern(width, ext), info,
+                                       source, partial, crf)
+            video.run(args, "encoding the output video")
+            encoded = video.count_frames(partial)
+            if encoded != total:
+                raise MediaError(f"the encoded video has {encoded} frames, expected {total}")
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+            shutil.rmtree(sequence, ignore_errors=True)
+    return AssembleResult(job, output, total, len(missing), len(info.audio))
+
+
+def _link_sequence(job: Job, total: int, width: int, ext: str, from_source: set[int]) -> Path:
+    """A gapless 1..N sequence of links to styled frames (or source frames filling the gaps)."""
+    sequence = job.root / ".assemble"
+    shutil.rmtree(sequence, ignore_errors=True)
+    sequence.mkdir()
+    for i in range(1, total + 1):
+        name = frame_name(i, width, ext)
+        target = (job.frames_dir if i in from_source else job.styled_dir) / name
+        (sequence / name).symlink_to(target)
+    return sequence
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    job: Job
+    counts: dict[Status, int]
+    failures: list[Any]
+    rate: float | None  # frames per second of the latest run
+    eta: float | None
+    settings: dict[str, Any] | None
+    note: str | None
+
+
+def status(base: Path, name: str | None) -> StatusReport:
+    """Read-only: safe while a run is going (the manifest is in WAL mode)."""
+    job, note = find_job(base, name)
+    manifest = Manifest.open(job.manifest_path)
+    try:
+        counts = manifest.counts()
+        failures = manifest.records(Status.FAILED)
+        basis = manifest.throughput()
+        rate = basis[0] / basis[1] if basis else None
+        left = counts[Status.PENDING] + counts[Status.RUNNING]
+        eta = left / rate if rate and left else None
+        return StatusReport(job, counts, failures, rate, eta, manifest.meta("settings"), note)
+    finally:
+        manifest.close()
+
+
+# ---------------------------------------------------------------- doctor
+
+
+def doctor() -> list[tuple[str, str]]:
+    """What vpipe would use here. TensorFlow is asked in a child process, as workers would."""
+    rows: list[tuple[str, str]] = []
+    try:
+        tools = video.tools()
+        version = video.run([tools.ffmpeg, "-version"], "ffmpeg -version").stdout.splitlines()[0]
+        rows += [("ffmpeg", f"{tools.ffmpeg} ({tools.origin}; {version})"),
+                 ("ffprobe", tools.ffprobe or "none (probing parses ffmpeg's stream listing)")]
+    except VpipeError as exc:
+        rows.append(("ffmpeg", f"MISSING: {exc}"))
+    probe = ("import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import tensorflow as tf; "
+             "print(tf.__version__); print(', '.join(d.device_type + ':' + d.name.split(':')[-1] "
+             "for d in tf.config.list_physical_devices()))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        version, devices = (done.stdout.strip().splitlines() + ["", ""])[:2]
+        rows += [("tensorflow", version), ("devices", devices)]
+    else:
+        rows.append(("tensorflow", f"MISSING: {(done.stderr.strip().splitlines() or ['?'])[-1]}"))
+    rows.append(("model search path", " then ".join(str(p) for p in styles.models.search_path())))
+    rows.append(("styles", f"{styles.styles_dir()} ({', '.join(styles.available()) or 'none'})"))
+    rows.append(("cpu cores", str(os.cpu_count())))
+    return rows

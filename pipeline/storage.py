@@ -1,0 +1,83 @@
+"""Frame files on disk: decode, encode, and publish atomically (tmp, fsync, rename, fsync dir)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+TMP_MARK = ".tmp-"
+PNG_LEVEL = 1  # fast, still lossless: frame I/O must not slow a fast engine down
+JPEG_QUALITY = 95
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB; raises ValueError when it is missing or does not decode."""
+    data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: any file name, unlike cv2.imread
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ValueError(f"{path.name} does not decode as an image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def encode(rgb: np.ndarray, ext: str) -> bytes:
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL] if ext == "png" else [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    ok, buffer = cv2.imencode("." + ext, bgr, params)
+    if not ok:
+        raise ValueError(f"could not encode a {rgb.shape} frame as {ext}")
+    return buffer.tobytes()
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _no_checkpoint(point: str) -> None:
+    pass
+
+
+def publish(path: Path, data: bytes, checkpoint: Callable[[str], None] = _no_checkpoint) -> None:
+    """Make `path` hold `data` durably, or not exist under that name at all.
+
+    A crash at any point leaves at most a stale tmp file (swept at the next run), never a partial
+    file under the final name. `checkpoint` is called after each step (crash-point tests).
+    """
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        checkpoint("written")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    checkpoint("synced")
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    checkpoint("renamed")
+
+
+def sweep_tmp(folder: Path) -> int:
+    """Remove tmp files left by writers that died; returns how many."""
+    stale = list(folder.glob(f".*{TMP_MARK}*")) if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def file_digest(path: Path) -> str:
+    return digest(path.read_bytes())

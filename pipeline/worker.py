@@ -1,0 +1,136 @@
+"""`python -m pipeline.worker`: a crash-isolated process that stylizes the frames it is sent.
+
+Protocol (JSON lines). stdin: one config line, then one line per chunk {"frames": [...]}.
+stdout: {"event": "ready"} once the engine is loaded; per frame {"event": "start", "frame": i}
+then {"event": "done", ...} or {"event": "failed", ...}; {"event": "chunk_end"} after a chunk.
+The worker never touches the manifest. It exits as soon as stdin closes, and the kernel kills it
+if its parent dies, so no worker outlives its coordinator.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import IO, Any
+
+import cv2
+import numpy as np
+
+from . import engines, faults, storage
+from .frames import frame_name
+
+
+def _die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: SIGKILL this process when the coordinator dies, even by kill -9."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the stdin-EOF watch below still ends the worker
+    if os.getppid() == 1:
+        os._exit(0)
+
+
+def _protocol_channel() -> IO[str]:
+    """Keep fd 1 for protocol lines only; route anything libraries print there to stderr."""
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return channel
+
+
+def _stdin_lines() -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in sys.stdin:
+            lines.put(line)
+        os._exit(0)  # the coordinator closed the pipe or died: stop at once
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def fit(frame: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Shrink so the longer side is at most max_side (the engine's working size)."""
+    h, w = frame.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return frame
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def restore(styled: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if styled.shape == shape:
+        return styled
+    return cv2.resize(styled, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+class Worker:
+    def __init__(self, config: dict[str, Any], out: IO[str]) -> None:
+        self.config = config
+        self.out = out
+        self.frames_dir = Path(config["frames_dir"])
+        self.styled_dir = Path(config["styled_dir"])
+        self.width = int(config["name_width"])
+        self.ext = str(config["ext"])
+        self.max_side = config.get("max_side")
+        self.engine = engines.load(config["engine"], Path(config["model"]), config.get("options", {}))
+
+    def emit(self, event: str, **fields: Any) -> None:
+        self.out.write(json.dumps({"event": event, **fields}) + "\n")
+
+    def run_chunk(self, frames: list[int]) -> None:
+        for index in frames:
+            self.emit("start", frame=index)
+            started = time.monotonic()
+            try:
+                digest = self.stylize_one(index)
+            except OSError as exc:
+                kind = "disk_full" if exc.errno == errno.ENOSPC else "exception"
+                self.emit("failed", frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # noqa: BLE001 - any engine error fails this frame only
+                traceback.print_exc(file=sys.stderr)
+                self.emit("failed", frame=index, kind="exception", message=f"{type(exc).__name__}: {exc}")
+            else:
+                self.emit("done", frame=index, seconds=round(time.monotonic() - started, 4), hash=digest)
+        self.emit("chunk_end")
+
+    def stylize_one(self, index: int) -> str:
+        name = frame_name(index, self.width, self.ext)
+        frame = storage.read_rgb(self.frames_dir / name)
+        faults.strike(index, "engine")
+        styled = restore(self.engine.stylize([fit(frame, self.max_side)])[0], frame.shape)
+        data = storage.encode(styled, self.ext)
+        storage.publish(self.styled_dir / name, data, lambda point: faults.strike(index, point))
+        return storage.digest(data)
+
+
+def main() -> int:
+    out = _protocol_channel()
+    _die_with_parent()
+    lines = _stdin_lines()
+    config = json.loads(lines.get())
+    try:
+        worker = Worker(config, out)
+    except Exception as exc:  # noqa: BLE001 - reported as one line, the coordinator stops the run
+        traceback.print_exc(file=sys.stderr)
+        out.write(json.dumps({"event": "fatal", "message": str(exc) or type(exc).__name__}) + "\n")
+        return 1
+    worker.emit("ready", pid=os.getpid())
+    while True:
+        task = json.loads(lines.get())
+        worker.run_chunk([int(i) for i in task["frames"]])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
