@@ -1,0 +1,143 @@
+"""kill -9 of the coordinator, disk full, Ctrl-C, the job lock: nothing finished is ever lost."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import Result
+from conftest import make_clip, vpipe_process
+
+from pipeline.manifest import Manifest, Status
+
+
+@pytest.fixture()
+def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)  # 30 frames
+    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
+    (tmp_path / "model.bin").write_bytes(b"quick engine")
+    return tmp_path / "jobs" / "t"
+
+
+def done_count(job: Path) -> int:
+    with sqlite3.connect(job / "manifest.sqlite") as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM frames WHERE status='done'").fetchone()[0])
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_until(predicate: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_kill_9_of_the_coordinator_loses_nothing(tmp_path: Path, job: Path, env: dict[str, str]) -> None:
+    env = {**env, "POSTERIZE_DELAY": "0.1"}
+    args = ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "4",
+            "--workers", "2"]
+    proc = vpipe_process(args, env)
+    wait_until(lambda: done_count(job) >= 6)
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    wait_until(lambda: not any(alive(w) for w in workers), seconds=10)  # workers die with it
+    before = {p.name: p.stat().st_mtime_ns for p in (job / "styled").glob("*.png")}
+    m = Manifest.open(job / "manifest.sqlite")
+    done_before = set(m.frames(Status.DONE))
+    assert m.counts()[Status.RUNNING] > 0  # the dead run left frames claimed
+    m.close()
+
+    resumed = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "reclaimed" in resumed.stdout
+    m = Manifest.open(job / "manifest.sqlite")
+    assert m.counts()[Status.DONE] == 30
+    m.close()
+    after = {p.name: p.stat().st_mtime_ns for p in (job / "styled").glob("*.png")}
+    for name, mtime in before.items():
+        if int(name.split(".")[0]) in done_before:
+            assert after[name] == mtime, f"{name} was recomputed"
+    assert len(after) == 30 and all(cv2.imread(str(p)) is not None for p in (job / "styled").glob("*.png"))
+    assert not list((job / "styled").glob(".*"))  # no tmp files left
+
+
+def test_ctrl_c_returns_frames_to_pending_without_spending_attempts(
+        tmp_path: Path, job: Path, env: dict[str, str]) -> None:
+    env = {**env, "POSTERIZE_DELAY": "0.1"}
+    proc = vpipe_process(["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin")], env)
+    wait_until(lambda: done_count(job) >= 3)
+    workers = children(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not any(alive(w) for w in workers)
+    m = Manifest.open(job / "manifest.sqlite")
+    assert m.counts()[Status.RUNNING] == 0 and m.counts()[Status.FAILED] == 0
+    assert all(m.record(i).attempts == 0 for i in range(1, 31))
+    m.close()
+
+
+def test_disk_full_stops_cleanly_and_the_same_command_resumes(
+        tmp_path: Path, job: Path, vpipe: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    args = ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "5"]
+    monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {"8": "enospc"}, "point": "written"}))
+    result = vpipe(*args)
+    assert result.exit_code == 3, result.output
+    assert "no space left" in result.output
+    m = Manifest.open(job / "manifest.sqlite")
+    assert m.record(8).status == Status.PENDING and m.record(8).attempts == 0
+    assert m.counts()[Status.RUNNING] == 0
+    m.close()
+    monkeypatch.delenv("VPIPE_FAULTS")
+    assert vpipe(*args).exit_code == 0
+    assert done_count(job) == 30
+
+
+def test_a_second_stylize_on_a_locked_job_names_the_holder(
+        tmp_path: Path, job: Path, env: dict[str, str], vpipe: Callable[..., Result],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**env, "POSTERIZE_DELAY": "0.2"}
+    proc = vpipe_process(["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin")], env)
+    try:
+        wait_until(lambda: done_count(job) >= 1)
+        second = vpipe("stylize")
+        assert second.exit_code == 1
+        assert f"pid {proc.pid}" in second.output
+    finally:
+        proc.kill()
+        proc.wait()
+    # the kernel dropped the lock with the process: the next run starts at once
+    monkeypatch.setenv("POSTERIZE_DELAY", "0")
+    assert vpipe("stylize").exit_code == 0

@@ -1,0 +1,99 @@
+"""Misbehaving workers: each fault hits frame k only; everything else finishes; retry-failed recovers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import pytest
+from click.testing import Result
+from conftest import make_clip
+
+from pipeline.manifest import Manifest, Status
+
+K = 6  # the frame that misbehaves: mid-chunk, so the rest of its chunk must go to a fresh worker
+
+
+@pytest.fixture()
+def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.4)  # 12 frames
+    result = vpipe("split", str(clip), "--job", "t")
+    assert result.exit_code == 0, result.output
+    (tmp_path / "model.bin").write_bytes(b"quick engine: no weights")
+    return tmp_path / "jobs" / "t"
+
+
+def stylize_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "4", *extra]
+
+
+def manifest(job: Path) -> Manifest:
+    return Manifest.open(job / "manifest.sqlite")
+
+
+def mtimes(job: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (job / "styled").glob("*.png")}
+
+
+@pytest.mark.parametrize(("mode", "kind", "extra"), [
+    ("raise", "exception", ()),
+    ("exit", "crashed", ()),
+    ("segfault", "segfault", ()),
+    ("sigkill", "killed", ()),
+    ("hang", "timeout", ("--frame-timeout", "2")),
+])
+def test_only_frame_k_fails_then_retry_recovers(tmp_path: Path, job: Path, vpipe: Callable[..., Result],
+                                                monkeypatch: pytest.MonkeyPatch, mode: str, kind: str,
+                                                extra: tuple[str, ...]) -> None:
+    state = tmp_path / "faults"
+    state.mkdir()
+    monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {str(K): mode}, "times": 1, "state": str(state)}))
+    result = vpipe(*stylize_args(tmp_path, "--max-attempts", "1", *extra))
+    assert result.exit_code == 1, result.output
+    m = manifest(job)
+    assert m.frames(Status.FAILED) == [K]
+    assert m.frames(Status.DONE) == [i for i in range(1, 13) if i != K]
+    record = m.record(K)
+    assert (record.error_kind, record.attempts) == (kind, 1)
+    m.close()
+    before = mtimes(job)
+
+    status = vpipe("status")
+    assert f"{K}" in status.output and kind in status.output
+
+    result = vpipe("retry-failed")
+    assert result.exit_code == 0, result.output
+    m = manifest(job)
+    assert m.counts()[Status.DONE] == 12
+    assert m.record(K).attempts == 1  # the successful retry does not count as a failure
+    assert ("failed", kind) in m.events(K) and ("retry", None) in m.events(K)
+    m.close()
+    after = mtimes(job)
+    assert {n: t for n, t in after.items() if n in before} == before, "done frames were recomputed"
+    assert all(cv2.imread(str(p)) is not None for p in (job / "styled").glob("*.png"))
+
+
+def test_a_frame_that_keeps_failing_ends_failed_and_the_job_goes_on(
+        tmp_path: Path, job: Path, vpipe: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {str(K): "segfault", "3": "raise"}}))
+    result = vpipe(*stylize_args(tmp_path, "--max-attempts", "2"))
+    assert result.exit_code == 1
+    m = manifest(job)
+    assert m.frames(Status.FAILED) == [3, K]
+    assert m.record(K).attempts == 2 and m.record(3).attempts == 2
+    assert m.counts()[Status.DONE] == 10
+    m.close()
+
+
+def test_an_engine_that_cannot_load_stops_the_run_with_one_line(
+        tmp_path: Path, job: Path, vpipe: Callable[..., Result]) -> None:
+    bad = tmp_path / "not-a-model"
+    bad.mkdir()
+    result = vpipe("stylize", "--engine", "fast", "--style", str(bad))
+    assert result.exit_code == 1
+    assert "could not be loaded" in result.output and "manifest.json" in result.output
+    m = manifest(job)
+    assert m.counts()[Status.PENDING] == 12 and m.counts()[Status.RUNNING] == 0
+    m.close()
