@@ -59,7 +59,7 @@ def plan_chunks(frames: Iterable[int], size: int) -> list[list[int]]:
     if size < 1:
         raise UsageError(f"chunk size must be at least 1, got {size}")
     chunks: list[list[int]] = []
-    for frame in sorted(frames):
+    for frame in sorted(set(frames)):
         current = chunks[-1] if chunks else None
         if current and len(current) < size and frame == current[-1] + 1:
             current.append(frame)

@@ -96,17 +96,21 @@ class Manifest:
     def open(path: Path) -> Manifest:
         if not path.is_file():
             raise JobError(f"no manifest at {path}: run `vpipe split` first")
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = json.loads(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise JobError(f"manifest {path} has schema version {version}, newer than this vpipe "
+                               f"understands ({SCHEMA_VERSION}): upgrade vpipe")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise JobError(f"manifest {path} is unreadable ({exc}); the styled frames are intact") from exc
-        version = json.loads(row[0]) if row else 0
-        if version > SCHEMA_VERSION:
-            raise JobError(f"manifest {path} has schema version {version}, newer than this vpipe "
-                           f"understands ({SCHEMA_VERSION}): upgrade vpipe")
+        except JobError:
+            conn.close()
+            raise
         return Manifest(conn, path)
 
     def close(self) -> None:
@@ -216,7 +220,7 @@ class Manifest:
     def mark_done(self, idx: int, run_id: int, seconds: float, output_hash: str) -> None:
         with self._write() as conn:
             conn.execute("UPDATE frames SET status='done', finished_at=?, seconds=?, output_hash=?, "
-                         "error_kind=NULL WHERE idx=?", (time.time(), seconds, output_hash, idx))
+                         "error_kind=NULL, last_error=NULL WHERE idx=?", (time.time(), seconds, output_hash, idx))
             self._event(conn, run_id, idx, "done")
 
     def mark_attempt_failed(self, idx: int, run_id: int, kind: ErrorKind, message: str, final: bool) -> None:

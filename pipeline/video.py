@@ -18,8 +18,9 @@ from pathlib import Path
 
 from .errors import DiskFullError, MediaError
 
+# Single-image demuxers; animated GIF/APNG/WebP have demuxers of their own and count as video.
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
-                       "gif", "apng", "pgm_pipe", "ppm_pipe", "jpegls_pipe", "j2k_pipe"}
+                       "pgm_pipe", "ppm_pipe", "jpegls_pipe", "j2k_pipe"}
 # Audio codecs each container takes as they are; anything else is re-encoded to AAC.
 COPYABLE_AUDIO = {
     ".mp4": {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"},
@@ -168,7 +169,7 @@ def parse_ffprobe(text: str) -> VideoInfo:
     audio = tuple(
         AudioStream(index=int(s["index"]), codec=s.get("codec_name", "unknown"),
                     channels=s.get("channels"), sample_rate=int(s["sample_rate"]) if s.get("sample_rate") else None,
-                    language=s.get("tags", {}).get("language"))
+                    language=s.get("tags", {}).get("language") if s.get("tags", {}).get("language") != "und" else None)
         for s in streams if s.get("codec_type") == "audio")
     sar = v.get("sample_aspect_ratio", "1:1")
     return VideoInfo(

@@ -333,7 +333,8 @@ def test_runs_are_recorded(path: Path, m: Manifest) -> None:
     m.finish_run(first, "interrupted")
     conn = sqlite3.connect(path)
     try:
-        rows = conn.execute("SELECT id, command, pid, outcome, finished_at IS NOT NULL FROM runs ORDER BY id").fetchall()
+        rows = conn.execute("SELECT id, command, pid, outcome, finished_at IS NOT NULL "
+                            "FROM runs ORDER BY id").fetchall()
     finally:
         conn.close()
     assert rows == [(first, "stylize", 111, "interrupted", 1), (second, "retry-failed", 222, None, 0)]
