@@ -101,7 +101,7 @@ def _decode_frames(source: Path, job: Job, info: video.VideoInfo, fmt: str) -> t
     if info.variable_rate:
         notes.append(f"variable frame rate: converted to a constant {info.rate} fps (the source's average)")
     args = video.split_args(video.tools().ffmpeg, source, partial / frame_pattern(width, fmt), fmt,
-                            info.rate if info.variable_rate else None)
+                            info.rate if info.variable_rate else None, info.duration)
     done = video.run(args, f"decoding {source.name}")
     names = sorted(p.name for p in partial.iterdir())
     reported = video.progress_frames(done.stdout)

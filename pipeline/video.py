@@ -126,10 +126,15 @@ def rational(text: str) -> Fraction | None:
 
 
 def snap_rate(value: float) -> Fraction:
-    """A printed rate ("29.97", "23.98") as the exact fraction it stands for (NTSC rates too)."""
+    """A printed rate ("29.97", "16.67") as the exact fraction it stands for: NTSC x/1001 rates
+    first, else the simplest fraction within the print's rounding (16.67 -> 50/3)."""
     ntsc = round(value * 1.001)
     if ntsc and abs(value - Fraction(ntsc * 1000, 1001)) < 0.006 and abs(value - ntsc) > 0.006:
         return Fraction(ntsc * 1000, 1001)
+    for denominator in range(1, 1001):
+        numerator = round(value * denominator)
+        if numerator and abs(numerator / denominator - value) < 0.005:
+            return Fraction(numerator, denominator)
     return Fraction(value).limit_denominator(1000)
 
 
@@ -188,7 +193,7 @@ def _top_level_parts(text: str) -> list[str]:
     """Split "h264 (High), yuv420p(tv, bt709), 640x360 [SAR 1:1]" at commas outside brackets."""
     parts, depth, current = [], 0, ""
     for char in text:
-        depth += char in "([" 
+        depth += char in "(["
         depth -= char in ")]"
         if char == "," and depth == 0:
             parts.append(current.strip())
@@ -287,13 +292,19 @@ def _last_line(text: str) -> str:
 # ---------------------------------------------------------------- commands
 
 
-def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str, cfr_rate: str | None) -> list[str]:
+def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str, cfr_rate: str | None,
+               duration: float | None = None) -> list[str]:
     """Decode the first video stream into numbered frames (autorotated, so frames are upright).
 
     Every decoded frame is written once (passthrough) unless the source is variable-rate, when it
-    is resampled to a constant `cfr_rate`.
+    is resampled to a constant `cfr_rate`, and cut at the source's duration (the fps filter would
+    otherwise stretch the last frame's display time into extra frames).
     """
-    timing = ["-fps_mode", "cfr", "-r", cfr_rate] if cfr_rate else ["-fps_mode", "passthrough"]
+    timing = ["-fps_mode", "passthrough"]
+    if cfr_rate:
+        timing = ["-vf", f"fps={cfr_rate}"]
+        if duration:
+            timing += ["-frames:v", str(max(1, round(duration * Fraction(cfr_rate))))]
     if fmt == "png":
         encode = ["-pix_fmt", "rgb24", "-compression_level", "1"]
     else:

@@ -82,3 +82,40 @@ def test_coordinator_never_imports_tensorflow(tmp_path: Path, env: dict[str, str
             "assert 'tensorflow' not in sys.modules, 'the coordinator imported tensorflow'")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_variable_frame_rate_becomes_constant_at_the_average_rate(tmp_path: Path, vpipe: Callable[..., Result]) -> None:
+    vfr = tmp_path / "vfr.mp4"  # 15 frames at 30 fps, then 15 at 10 fps: 1.8 s, average 50/3 fps
+    subprocess.run([video.tools().ffmpeg, "-v", "error", "-f", "lavfi", "-t", "1", "-i", "testsrc=size=64x48:rate=30",
+                    "-vf", "setpts='if(lt(N,15),N/30,0.5+(N-15)/10)/TB'", "-fps_mode", "vfr", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", str(vfr)], check=True)
+    result = vpipe("split", str(vfr))
+    assert result.exit_code == 0, result.output
+    assert "variable frame rate" in result.output
+    frames = len(list((tmp_path / "jobs/vfr/frames").glob("*.png")))
+    assert abs(frames - 30) <= 1
+    result = vpipe("assemble", "--fill", "original", "-o", str(tmp_path / "out.mp4"))
+    assert result.exit_code == 0, result.output
+    out = video.probe(tmp_path / "out.mp4")
+    assert Fraction(out.rate) == Fraction(50, 3)
+    assert abs((out.duration or 0) - 1.8) <= 3 / 50
+
+
+def test_real_tensorflow_worker_killed_mid_chunk(tmp_path: Path, vpipe: Callable[..., Result],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real fast engine in its worker: SIGKILL on frame 4 fails only frame 4; a fresh worker
+    (a fresh TensorFlow) finishes the chunk; retry-failed completes the job."""
+    import json
+
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.3)  # 9 frames
+    model = write_model(tmp_path / "model", channels=(8, 16, 32))
+    assert vpipe("split", str(clip)).exit_code == 0
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {"4": "sigkill"}, "times": 1, "state": str(state)}))
+    result = vpipe("stylize", "--style", str(model), "--max-attempts", "1")
+    assert result.exit_code == 1
+    status = vpipe("status").output
+    assert "done           8" in status and "killed" in status and "likely out of memory" in status
+    assert vpipe("retry-failed").exit_code == 0
+    assert "done           9" in vpipe("status").output

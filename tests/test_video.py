@@ -398,7 +398,7 @@ def test_banner_matroska() -> None:
 def test_banner_variable_rate() -> None:
     info = parse_ffmpeg_banner(BANNER_VFR)
     assert info.variable_rate is True
-    assert Fraction(info.rate) == Fraction(2222, 100)
+    assert Fraction(info.rate) == Fraction(200, 9)  # printed 22.22
     assert info.rate == info.avg_rate
 
 
@@ -467,11 +467,12 @@ def test_split_args_passthrough() -> None:
 
 
 def test_split_args_cfr_and_jpeg() -> None:
-    args = split_args("ffmpeg", Path("in.mp4"), Path("f/%06d.jpg"), "jpg", "24000/1001")
-    assert after(args, "-fps_mode") == "cfr"
-    assert after(args, "-r") == "24000/1001"
+    args = split_args("ffmpeg", Path("in.mp4"), Path("f/%06d.jpg"), "jpg", "24000/1001", 10.0)
+    assert "-fps_mode" not in args
+    assert after(args, "-vf") == "fps=24000/1001"
+    assert after(args, "-frames:v") == "240"  # cut at the source's duration
     assert after(args, "-pix_fmt") == "yuvj444p"
-    assert args.index("-r") > args.index("-i")  # an output option
+    assert args.index("-vf") > args.index("-i")  # an output option
 
 
 def test_assemble_args_plain() -> None:

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -78,7 +79,7 @@ def load_weights(folder: Path) -> list[np.ndarray]:
         name = _var_name(i)
         entry = manifest.get(name)
         try:
-            fname, shape = str(entry["filename"]), [int(d) for d in entry["shape"]]
+            fname, shape = str(entry["filename"]), [int(d) for d in entry["shape"]]  # type: ignore[index]
         except (TypeError, KeyError, ValueError):
             raise ModelError(f"model {folder}: manifest.json has no valid entry for {name}") from None
         path = folder / fname
@@ -168,12 +169,12 @@ class FastEngine:
                 padded = [pad_to_multiple(frames[i], 4, MARGIN)[0] for i in chunk]
                 result = self._run(tf.constant(np.stack(padded).astype(np.float32))).numpy()
                 h, w = frames[chunk[0]].shape[:2]
-                for i, r in zip(chunk, result):
+                for i, r in zip(chunk, result, strict=False):
                     out[i] = np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w])
         return out  # type: ignore[return-value]
 
 
-def load(model: Path, options: dict[str, object]) -> FastEngine:
+def load(model: Path, options: dict[str, Any]) -> FastEngine:
     """Registry entry point: the worker calls this once per process."""
     threads = int(options.get("threads") or 0)
     if threads:
