@@ -178,9 +178,12 @@ def status(ctx: click.Context, job: str | None) -> None:
         click.echo(f"note: {report.note}")
     counts = report.counts
     total = sum(counts.values())
-    click.echo(f"job {report.job.name}: {total} frames")
+    running = f"run in progress (pid {report.holder})" if report.holder else "no run in progress"
+    click.echo(f"job {report.job.name}: {total} frames, {running}")
     for state in Status:
-        click.echo(f"  {state.value:<8} {counts[state]:>7}")
+        stale = "  (left by a run that died: the next run reclaims them)" \
+            if state is Status.RUNNING and counts[state] and not report.holder else ""
+        click.echo(f"  {state.value:<8} {counts[state]:>7}{stale}")
     if report.settings:
         click.echo(f"style: {report.settings.get('style')} (engine {report.settings.get('engine')})")
     if report.rate:

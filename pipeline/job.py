@@ -96,6 +96,23 @@ def remember_last(base: Path, name: str) -> None:
     tmp.replace(base / LAST_JOB_FILE)
 
 
+def lock_holder(job: Job) -> int | None:
+    """The pid of a live process holding the job (read-only: never takes the lock itself)."""
+    try:
+        pid = int(job.lock_path.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if not pid:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid
+
+
 class JobLock:
     """An flock on the job: the kernel drops it when the holder dies, so a crash never needs --unlock."""
 

@@ -17,7 +17,7 @@ from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, UsageError, VpipeError
 from .executors.local import LocalExecutor
 from .frames import FrameRange, count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
-from .job import Job, JobLock, check_name, find_job, name_from_path, remember_last
+from .job import Job, JobLock, check_name, find_job, lock_holder, name_from_path, remember_last
 from .logs import RunLog
 from .manifest import Manifest, Status
 
@@ -113,6 +113,10 @@ def _decode_frames(source: Path, job: Job, info: video.VideoInfo, fmt: str) -> t
         raise MediaError(f"{source.name}: {exc}") from exc
     if reported and reported != count:
         raise MediaError(f"{source.name}: ffmpeg reported {reported} frames but {count} were written")
+    expected = round((info.duration or 0) * float(rate or 0))
+    if expected and count < 0.9 * expected:
+        notes.append(f"decoded {count} frames where the container's duration suggests about {expected}: "
+                     "the file may be truncated or damaged")
     partial.replace(job.frames_dir) if not job.frames_dir.exists() else _swap(partial, job.frames_dir)
     storage.fsync_dir(job.root)
     return count, width, notes
@@ -352,6 +356,7 @@ class StatusReport:
     eta: float | None
     settings: dict[str, Any] | None
     note: str | None
+    holder: int | None  # pid of the run going on now, if any
 
 
 def status(base: Path, name: str | None) -> StatusReport:
@@ -365,7 +370,7 @@ def status(base: Path, name: str | None) -> StatusReport:
         rate = basis[0] / basis[1] if basis else None
         left = counts[Status.PENDING] + counts[Status.RUNNING]
         eta = left / rate if rate and left else None
-        return StatusReport(job, counts, failures, rate, eta, manifest.meta("settings"), note)
+        return StatusReport(job, counts, failures, rate, eta, manifest.meta("settings"), note, lock_holder(job))
     finally:
         manifest.close()
 

@@ -76,6 +76,8 @@ def test_kill_9_of_the_coordinator_loses_nothing(tmp_path: Path, job: Path, env:
     done_before = set(m.frames(Status.DONE))
     assert m.counts()[Status.RUNNING] > 0  # the dead run left frames claimed
     m.close()
+    status = subprocess.run([sys.executable, "-m", "pipeline.cli", "status"], env=env, capture_output=True, text=True)
+    assert "no run in progress" in status.stdout and "left by a run that died" in status.stdout
 
     resumed = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True,
                              text=True, timeout=120)
@@ -135,6 +137,7 @@ def test_a_second_stylize_on_a_locked_job_names_the_holder(
         second = vpipe("stylize")
         assert second.exit_code == 1
         assert f"pid {proc.pid}" in second.output
+        assert f"run in progress (pid {proc.pid})" in vpipe("status").output  # status reads while it runs
     finally:
         proc.kill()
         proc.wait()
