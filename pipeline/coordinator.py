@@ -136,7 +136,7 @@ class Coordinator:
         elif event.kind == "fatal":
             self.stop = VpipeError(f"the engine could not be loaded: {data['message']}")
         elif event.kind == "exit" and data["pid"] == slot.pid:
-            self._worker_died(event.slot, slot, int(data["returncode"]))
+            self._worker_died(slot, int(data["returncode"]), str(data.get("stderr_tail") or ""))
 
     def _done(self, slot: Slot, frame: int, seconds: float, digest: str) -> None:
         self._forget(slot, frame)
@@ -172,14 +172,13 @@ class Coordinator:
                                      time.monotonic() - slot.chunk_started)
         slot.busy, slot.chunk, slot.remaining, slot.current = False, [], [], None
 
-    def _worker_died(self, number: int, slot: Slot, returncode: int) -> None:
-        proc_log = getattr(self.executor, "worker", lambda n: None)(number)
+    def _worker_died(self, slot: Slot, returncode: int, stderr_tail: str) -> None:
         kind, reason = ("timeout", f"no result within {self.limits.frame_timeout:g} s") if slot.timed_out \
             else describe_exit(returncode)
         slot.pid = None
         if not slot.ready and not slot.timed_out:
-            tail = proc_log.stderr_tail() if proc_log else ""
-            self.stop = VpipeError(f"a worker failed while loading the engine ({reason})" + (f": {tail}" if tail else ""))
+            self.stop = VpipeError(f"a worker failed while loading the engine ({reason})"
+                                   + (f": {stderr_tail}" if stderr_tail else ""))
             return
         in_flight = slot.current if slot.current in slot.remaining else None
         rest = [f for f in slot.remaining if f != in_flight]
@@ -202,7 +201,9 @@ class Coordinator:
                 self.stop = VpipeError(f"a worker took more than {self.limits.load_timeout:g} s to load the engine")
 
     def _release_all(self) -> None:
-        held = [f for slot in self.slots.values() for f in slot.remaining]
+        # Frames with a worker, and the rest of a dead worker's chunk waiting in the queue; only
+        # rows still `running` change, so frames that failed an attempt keep their record.
+        held = [f for slot in self.slots.values() for f in slot.remaining] + [f for c in self.queue for f in c]
         if held:
             self.manifest.release(held, self.run_id, "interrupted" if isinstance(self.stop, Interrupted)
                                   else "run stopped")

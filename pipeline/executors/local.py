@@ -76,7 +76,8 @@ class WorkerProcess:
                 continue
             self._events.put(Event(self.slot, str(message.pop("event")), message))
         returncode = self.proc.wait()
-        self._events.put(Event(self.slot, "exit", {"returncode": returncode, "pid": self.pid}))
+        self._events.put(Event(self.slot, "exit", {"returncode": returncode, "pid": self.pid,
+                                                   "stderr_tail": self.stderr_tail()}))
 
     def send(self, frames: list[int]) -> None:
         self._write({"frames": frames})
@@ -129,9 +130,6 @@ class LocalExecutor:
         if event.kind == "exit" and self.procs.get(event.slot) and self.procs[event.slot].pid == event.data["pid"]:
             del self.procs[event.slot]
         return event
-
-    def worker(self, slot: int) -> WorkerProcess | None:
-        return self.procs.get(slot)
 
     def kill(self, slot: int) -> None:
         proc = self.procs.get(slot)
