@@ -18,7 +18,7 @@ LAST_JOB_FILE = ".last-job"
 
 def jobs_dir(explicit: Path | None = None) -> Path:
     """--jobs-dir, else $VPIPE_JOBS_DIR, else ./jobs under the current directory."""
-    return explicit or Path(os.environ.get(JOBS_ENV) or Path.cwd() / "jobs")
+    return (explicit or Path(os.environ.get(JOBS_ENV) or Path.cwd() / "jobs")).absolute()
 
 
 def check_name(name: str) -> str:

@@ -230,10 +230,10 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     swept = storage.sweep_tmp(job.styled_dir)
     if swept:
         notes.append(f"removed {swept} partial files left by an earlier run")
-    if retry_failed:
-        requeued = manifest.requeue_failed(run_id, first, last)
-        notes.append(f"retrying {len(requeued)} failed frames" + (f": {describe_spans(requeued)}" if requeued else ""))
     todo = manifest.frames(Status.PENDING, first, last)
+    if retry_failed:  # only the frames that failed, not every pending one
+        todo = manifest.requeue_failed(run_id, first, last)
+        notes.append(f"retrying {len(todo)} failed frames" + (f": {describe_spans(todo)}" if todo else ""))
     started = time.monotonic()
     outcome = Outcome()
     if todo:
@@ -340,7 +340,7 @@ def _link_sequence(job: Job, total: int, width: int, ext: str, from_source: set[
     for i in range(1, total + 1):
         name = frame_name(i, width, ext)
         target = (job.frames_dir if i in from_source else job.styled_dir) / name
-        (sequence / name).symlink_to(target)
+        (sequence / name).symlink_to(target.absolute())
     return sequence
 
 

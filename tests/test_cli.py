@@ -126,3 +126,29 @@ def test_doctor_names_ffmpeg_and_model_path(vpipe: Callable[..., Result]) -> Non
     result = vpipe("doctor")
     assert result.exit_code == 0
     assert "ffmpeg" in result.output and "model search path" in result.output and "tensorflow" in result.output
+
+
+def test_retry_failed_runs_only_the_failed_frames(tmp_path: Path, vpipe: Callable[..., Result], clip: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    model = tmp_path / "m.bin"
+    model.write_bytes(b"quick")
+    assert vpipe("split", str(clip)).exit_code == 0
+    monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {"2": "raise"}, "times": 1, "state": str(tmp_path)}))
+    assert vpipe("stylize", "--engine", "posterize", "--style", str(model), "--range", "1-3",
+                 "--max-attempts", "1").exit_code == 1
+    result = vpipe("retry-failed")
+    assert result.exit_code == 0 and "retrying 1 failed frames: 2" in result.output
+    status = vpipe("status").output
+    assert "done           3" in status and "pending        3" in status  # 4-6 were never asked for
+
+
+def test_relative_jobs_dir_assembles(tmp_path: Path, vpipe: Callable[..., Result], clip: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VPIPE_JOBS_DIR", "rel-jobs")
+    assert vpipe("split", str(clip)).exit_code == 0
+    result = vpipe("assemble", "--fill", "original")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "rel-jobs/clip/output.mp4").is_file()
