@@ -117,14 +117,11 @@ def _decode_frames(source: Path, job: Job, info: video.VideoInfo, fmt: str) -> t
     if expected and count < 0.9 * expected:
         notes.append(f"decoded {count} frames where the container's duration suggests about {expected}: "
                      "the file may be truncated or damaged")
-    partial.replace(job.frames_dir) if not job.frames_dir.exists() else _swap(partial, job.frames_dir)
+    if job.frames_dir.exists():  # left by a split that died before writing the manifest
+        shutil.rmtree(job.frames_dir)
+    partial.replace(job.frames_dir)
     storage.fsync_dir(job.root)
     return count, width, notes
-
-
-def _swap(new: Path, old: Path) -> None:
-    shutil.rmtree(old)
-    new.replace(old)
 
 
 # ---------------------------------------------------------------- stylize and retry-failed
