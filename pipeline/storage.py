@@ -77,7 +77,3 @@ def sweep_tmp(folder: Path) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
-
-
-def file_digest(path: Path) -> str:
-    return digest(path.read_bytes())

@@ -152,6 +152,11 @@ def _rate_choice(real: Fraction | None, avg: Fraction | None) -> tuple[Fraction,
     return (avg if variable else real), variable
 
 
+def _language(tag: str | None) -> str | None:
+    """A stream's language tag; "und" (undetermined) is the same as none."""
+    return tag if tag and tag != "und" else None
+
+
 def parse_ffprobe(text: str) -> VideoInfo:
     """VideoInfo from `ffprobe -print_format json -show_format -show_streams` output."""
     data = json.loads(text)
@@ -174,7 +179,7 @@ def parse_ffprobe(text: str) -> VideoInfo:
     audio = tuple(
         AudioStream(index=int(s["index"]), codec=s.get("codec_name", "unknown"),
                     channels=s.get("channels"), sample_rate=int(s["sample_rate"]) if s.get("sample_rate") else None,
-                    language=s.get("tags", {}).get("language") if s.get("tags", {}).get("language") != "und" else None)
+                    language=_language(s.get("tags", {}).get("language")))
         for s in streams if s.get("codec_type") == "audio")
     sar = v.get("sample_aspect_ratio", "1:1")
     return VideoInfo(
@@ -245,9 +250,8 @@ def parse_ffmpeg_banner(text: str) -> VideoInfo:
         hz = next((int(p.split()[0]) for p in fields if p.endswith(" Hz")), None)
         layout = fields[2] if len(fields) > 2 else ""
         channels = {"mono": 1, "stereo": 2, "5.1": 6, "5.1(side)": 6, "7.1": 8}.get(layout)
-        language = m.group(2) if m.group(2) and m.group(2) != "und" else None
         audio.append(AudioStream(index=int(m.group(1)), codec=fields[0].split()[0],
-                                 channels=channels, sample_rate=hz, language=language))
+                                 channels=channels, sample_rate=hz, language=_language(m.group(2))))
     seconds = None
     if duration:
         h, mnt, s = duration.groups()
