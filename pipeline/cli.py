@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from . import stages
+from . import verify as verify_stage
 from .errors import UsageError, VpipeError
 from .frames import FrameRange, parse_range
 from .job import jobs_dir
@@ -196,6 +197,19 @@ def status(ctx: click.Context, job: str | None) -> None:
                        f"{record.last_error or ''}")
         if len(report.failures) > 50:
             click.echo(f"  ... and {len(report.failures) - 50} more")
+
+
+@main.command()
+@click.option("--job", help="Job name (default: the only job, else the last one split).")
+@click.option("--fix", is_flag=True, help="Put bad frames back to pending (and remove their files).")
+@click.pass_context
+def verify(ctx: click.Context, job: str | None, fix: bool) -> None:
+    """Check that every done frame's file decodes, has the job's size and its recorded hash."""
+    report = verify_stage.verify(_base(ctx), job, fix)
+    for line in verify_stage.report_lines(report):
+        click.echo(line)
+    if report.bad and not fix:
+        sys.exit(1)
 
 
 @main.command()

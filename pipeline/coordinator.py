@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from . import faults
 from .errors import DiskFullError, Interrupted, VpipeError
 from .executors.local import Event, WorkerProcess, describe_exit
 from .manifest import ErrorKind, Manifest
@@ -143,7 +144,9 @@ class Coordinator:
         if not self.file_ok(frame):  # exit code 0 is not proof: the file must be there
             self._attempt_failed(slot, frame, ErrorKind.EXCEPTION, "worker reported done but no output file")
             return
+        faults.strike(frame, "commit_before")
         self.manifest.mark_done(frame, self.run_id, seconds, digest)
+        faults.strike(frame, "commit_after")
         self.outcome.done += 1
         slot.chunk_done += 1
         self.reporter.frame_done(frame, seconds)

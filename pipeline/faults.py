@@ -1,9 +1,11 @@
 """Failures on purpose, for the test suite and `make soak` (inert unless VPIPE_FAULTS is set).
 
 VPIPE_FAULTS is JSON: {"frames": {"7": "segfault"}, "point": "engine", "times": 1, "state": DIR}
-- mode: raise | exit | segfault | sigkill | hang | oom | enospc
+- mode: raise | exit | segfault | sigkill | hang | oom | enospc | kill_coordinator
+  (kill_coordinator: a worker SIGKILLs its parent, the coordinator, then waits to die with it)
 - point: where in a frame's life it strikes: engine (before stylizing), written (tmp file
-  written), synced (after fsync), renamed (after the rename)
+  written), synced (after fsync), renamed (after the rename), all in the worker; commit_before
+  and commit_after (around the manifest commit of `done`), in the coordinator
 - times: strike only on the first N attempts at that frame (counted with files in `state`),
   so `retry-failed` can then succeed; omit for always.
 """
@@ -57,6 +59,10 @@ def _misbehave(mode: str, frame: int) -> None:
         hog = []
         while True:  # under an address-space limit this ends in MemoryError (or the OOM killer)
             hog.append(bytearray(256 << 20))
+    if mode == "kill_coordinator":
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(60)  # PR_SET_PDEATHSIG ends this worker as its parent dies
+        os._exit(1)
     if mode == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     raise ValueError(f"unknown fault mode {mode!r}")

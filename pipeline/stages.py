@@ -274,6 +274,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
         manifest.finish_run(run_id, type(exc).__name__)
         raise
     finally:
+        storage.sweep_tmp(job.styled_dir)  # every worker is gone now: what a killed one left is stale
         log.close()
 
 

@@ -17,6 +17,7 @@ from click.testing import Result
 from conftest import make_clip, vpipe_process
 
 from pipeline.manifest import Manifest, Status
+from pipeline.verify import verify
 
 
 @pytest.fixture()
@@ -144,3 +145,99 @@ def test_a_second_stylize_on_a_locked_job_names_the_holder(
     # the kernel dropped the lock with the process: the next run starts at once
     monkeypatch.setenv("POSTERIZE_DELAY", "0")
     assert vpipe("stylize").exit_code == 0
+
+
+# ---------------------------------------------------------------- crash points of publishing a frame
+
+K = 6  # the frame the crash hits: mid-chunk (chunks of 4), with frames done before it
+
+
+@pytest.fixture()
+def small_job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.4)  # 12 frames
+    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
+    (tmp_path / "model.bin").write_bytes(b"quick engine")
+    return tmp_path / "jobs" / "t"
+
+
+def done_events(job: Path) -> dict[int, int]:
+    with sqlite3.connect(job / "manifest.sqlite") as conn:
+        rows = conn.execute("SELECT idx, COUNT(*) FROM events WHERE event='done' GROUP BY idx").fetchall()
+    return dict(rows)
+
+
+def file_ids(job: Path, frames: set[int]) -> dict[int, tuple[int, int]]:
+    return {i: ((s := (job / "styled" / f"{i:06d}.png").stat()).st_ino, s.st_mtime_ns) for i in frames}
+
+
+def assert_sound(job: Path) -> None:
+    """No frame `done` without a valid file (decodes, size, hash); no partial file under a final name."""
+    report = verify(job.parent, job.name)
+    assert report.bad == [], report.bad
+    for path in (job / "styled").glob("*.png"):
+        assert cv2.imread(str(path)) is not None, f"{path.name}: a partial file under a final name"
+
+
+def run_watching_workers(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], set[int]]:
+    """Run the coordinator to its end (or death), noting its workers; return once they are gone too."""
+    proc = vpipe_process(args, env)
+    workers: set[int] = set()
+    while proc.poll() is None:
+        workers.update(children(proc.pid))
+        time.sleep(0.02)
+    proc.communicate()
+    wait_until(lambda: not any(alive(w) for w in workers), seconds=10)
+    return proc, workers
+
+
+@pytest.mark.parametrize(("point", "mode"), [
+    # a worker dies at each step of publishing frame K: the run itself retries K and finishes
+    ("written", "sigkill"), ("synced", "sigkill"), ("renamed", "sigkill"),
+    ("written", "exit"), ("synced", "exit"), ("renamed", "exit"),
+    # the coordinator dies while a worker is at each step of publishing frame K
+    ("written", "kill_coordinator"), ("synced", "kill_coordinator"), ("renamed", "kill_coordinator"),
+    # the coordinator dies just before or just after the manifest commits K as done
+    ("commit_before", "sigkill"), ("commit_before", "exit"),
+    ("commit_after", "sigkill"), ("commit_after", "exit"),
+])
+def test_a_crash_at_each_step_of_publishing_loses_and_corrupts_nothing(
+        tmp_path: Path, small_job: Path, env: dict[str, str], vpipe: Callable[..., Result],
+        point: str, mode: str) -> None:
+    job = small_job
+    state = tmp_path / "faults"
+    state.mkdir()
+    args = ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "4"]
+    faults = json.dumps({"frames": {str(K): mode}, "point": point, "times": 1, "state": str(state)})
+    proc, workers = run_watching_workers(args, {**env, "VPIPE_FAULTS": faults})
+    assert workers, "no worker was seen"
+    final = job / "styled" / f"{K:06d}.png"
+    coordinator_died = mode == "kill_coordinator" or point.startswith("commit")
+
+    if coordinator_died:
+        assert proc.returncode == (1 if mode == "exit" else -signal.SIGKILL)
+        m = Manifest.open(job / "manifest.sqlite")
+        status, done_before = m.record(K).status, set(m.frames(Status.DONE))
+        m.close()
+        # the crash struck where asked
+        assert final.exists() == (point not in ("written", "synced"))
+        assert bool(list((job / "styled").glob(f".{final.name}.tmp-*"))) == (point in ("written", "synced"))
+        assert status == (Status.DONE if point == "commit_after" else Status.RUNNING)
+        assert done_before >= set(range(1, K))
+        assert_sound(job)
+        before = file_ids(job, done_before)
+        resumed = vpipe(*args)  # the same command, without faults
+        assert resumed.exit_code == 0, resumed.output
+        assert "reclaimed" in resumed.output
+        assert file_ids(job, done_before) == before, "frames done before the crash were recomputed"
+    else:
+        assert proc.returncode == 0  # the run went on: K failed one attempt and was made again
+        m = Manifest.open(job / "manifest.sqlite")
+        assert ("attempt_failed", "killed" if mode == "sigkill" else "crashed") in m.events(K)
+        m.close()
+
+    m = Manifest.open(job / "manifest.sqlite")
+    assert m.counts()[Status.DONE] == 12 and m.record(K).status == Status.DONE
+    m.close()
+    assert done_events(job) == {i: 1 for i in range(1, 13)}, "a frame was marked done twice"
+    assert_sound(job)
+    assert sorted(p.name for p in (job / "styled").iterdir()) == [f"{i:06d}.png" for i in range(1, 13)]

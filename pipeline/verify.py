@@ -1,0 +1,119 @@
+"""`vpipe verify`: every `done` frame has its file, which decodes, has the job's frame size and the
+hash the worker recorded. With --fix, bad frames go back to pending (an event row says why) and
+their files are removed, so the next `vpipe stylize` makes them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import storage, video
+from .frames import frame_name
+from .job import Job, JobLock, find_job
+from .manifest import Manifest
+
+
+@dataclass(frozen=True)
+class BadFrame:
+    idx: int
+    name: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    job: Job
+    checked: int
+    bad: list[BadFrame]
+    fixed: bool
+    stale_tmp: int  # tmp files left by writers that died (removed with --fix)
+    note: str | None = None
+
+
+def check_data(data: bytes, size: tuple[int, int], expected_hash: str | None) -> str | None:
+    """What is wrong with one styled frame's bytes, or None when they are good.
+
+    `size` is (width, height). The hash is the strong check (a truncated JPEG still decodes);
+    decoding and size say what kind of damage it is.
+    """
+    if not data:
+        return "empty file"
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        return "does not decode (truncated or garbled)"
+    height, width = image.shape[:2]
+    if (width, height) != size:
+        return f"is {width}x{height}, the job's frames are {size[0]}x{size[1]}"
+    if expected_hash and storage.digest(data) != expected_hash:
+        return "content differs from the recorded hash (truncated or garbled)"
+    return None
+
+
+def check_file(path: Path, size: tuple[int, int], expected_hash: str | None) -> str | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return "file missing"
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    return check_data(data, size, expected_hash)
+
+
+def verify(base: Path, name: str | None, fix: bool = False) -> VerifyReport:
+    """Check every done frame; --fix takes the job lock (it writes), plain verify only reads."""
+    job, note = find_job(base, name)
+    with JobLock(job) if fix else contextlib.nullcontext():
+        manifest = Manifest.open(job.manifest_path)
+        try:
+            return _verify(job, manifest, fix, note)
+        finally:
+            manifest.close()
+
+
+def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> VerifyReport:
+    width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+    size = video.VideoInfo.from_dict(manifest.meta("video")).display_size
+    hashes = manifest.done_hashes()
+    names = {idx: frame_name(idx, width, ext) for idx in hashes}
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
+        problems = pool.map(lambda idx: check_file(job.styled_dir / names[idx], size, hashes[idx]), sorted(hashes))
+        bad = [BadFrame(idx, names[idx], p) for idx, p in zip(sorted(hashes), problems, strict=True) if p]
+    stale = len(list(job.styled_dir.glob(f".*{storage.TMP_MARK}*"))) if job.styled_dir.is_dir() else 0
+    if fix:
+        by_problem: dict[str, list[int]] = defaultdict(list)
+        for frame in bad:
+            by_problem[frame.problem].append(frame.idx)
+        for problem, frames in by_problem.items():
+            manifest.reset(None, frames, f"verify: {problem}")
+        for frame in bad:  # after the manifest says pending: a crash in between leaves no bad `done`
+            (job.styled_dir / frame.name).unlink(missing_ok=True)
+        storage.sweep_tmp(job.styled_dir)
+    return VerifyReport(job, len(hashes), bad, fix, stale, note)
+
+
+def report_lines(report: VerifyReport, limit: int = 50) -> list[str]:
+    """What `vpipe verify` prints."""
+    lines = [f"note: {report.note}"] if report.note else []
+    good = report.checked - len(report.bad)
+    lines.append(f"job {report.job.name}: {report.checked} done frames checked: {good} good, {len(report.bad)} bad")
+    for frame in report.bad[:limit]:
+        lines.append(f"  {frame.idx:>7}  {frame.name}  {frame.problem}")
+    if len(report.bad) > limit:
+        lines.append(f"  ... and {len(report.bad) - limit} more")
+    if report.stale_tmp:
+        lines.append(f"{report.stale_tmp} stale tmp files from writers that died"
+                     + (" removed" if report.fixed else " (the next run or `vpipe verify --fix` removes them)"))
+    if report.bad and report.fixed:
+        lines.append(f"put {len(report.bad)} frames back to pending and removed their files: "
+                     "run `vpipe stylize` to make them again")
+    elif report.bad:
+        lines.append("run `vpipe verify --fix` to put them back to pending, then `vpipe stylize`")
+    return lines
