@@ -83,9 +83,13 @@ def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> Verify
     size = video.VideoInfo.from_dict(manifest.meta("video")).display_size
     hashes = manifest.done_hashes()
     names = {idx: frame_name(idx, width, ext) for idx in hashes}
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
-        problems = pool.map(lambda idx: check_file(job.styled_dir / names[idx], size, hashes[idx]), sorted(hashes))
-        bad = [BadFrame(idx, names[idx], p) for idx, p in zip(sorted(hashes), problems, strict=True) if p]
+    quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # bad files are reported here
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
+            problems = pool.map(lambda i: check_file(job.styled_dir / names[i], size, hashes[i]), sorted(hashes))
+            bad = [BadFrame(idx, names[idx], p) for idx, p in zip(sorted(hashes), problems, strict=True) if p]
+    finally:
+        cv2.utils.logging.setLogLevel(quiet)
     stale = len(list(job.styled_dir.glob(f".*{storage.TMP_MARK}*"))) if job.styled_dir.is_dir() else 0
     if fix:
         by_problem: dict[str, list[int]] = defaultdict(list)
