@@ -54,6 +54,7 @@ class ErrorKind(StrEnum):
     KILLED = "killed"  # SIGKILL: most often the kernel's out-of-memory killer
     CRASHED = "crashed"  # any other abnormal exit (abort, exit code)
     TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"  # MemoryError under the worker's address-space limit
     DISK_FULL = "disk_full"
     INTERRUPTED = "interrupted"
 

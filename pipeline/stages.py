@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engines, storage, styles, video
+from . import engines, resources, storage, styles, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, UsageError, VpipeError
 from .executors.local import LocalExecutor
@@ -244,6 +244,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     gpus = 0 if options.device == "cpu" else gpu_count()
     if options.device == "gpu" and not gpus:
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
+    resources.memory_limit()  # a malformed VPIPE_WORKER_MEMORY is a usage error here, not a worker crash
     workers = options.workers or max(gpus, 1)
     cores = os.cpu_count() or 1
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))

@@ -25,7 +25,7 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from . import engines, faults, storage
+from . import engines, faults, resources, storage
 from .frames import frame_name
 
 
@@ -93,16 +93,22 @@ class Worker:
         for index in frames:
             self.emit("start", frame=index)
             started = time.monotonic()
+            out_of_memory = False
             try:
                 digest = self.stylize_one(index)
+            except MemoryError:  # reported below, once leaving here freed what its traceback holds
+                out_of_memory = True
             except OSError as exc:
                 kind = "disk_full" if exc.errno == errno.ENOSPC else "exception"
                 self.emit("failed", frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 - any engine error fails this frame only
                 traceback.print_exc(file=sys.stderr)
-                self.emit("failed", frame=index, kind="exception", message=f"{type(exc).__name__}: {exc}")
+                kind = "out_of_memory" if resources.is_out_of_memory(exc) else "exception"
+                self.emit("failed", frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
             else:
                 self.emit("done", frame=index, seconds=round(time.monotonic() - started, 4), hash=digest)
+            if out_of_memory:
+                self.emit("failed", frame=index, kind="out_of_memory", message=resources.out_of_memory_message())
         self.emit("chunk_end")
 
     def stylize_one(self, index: int) -> str:
@@ -121,10 +127,12 @@ def main() -> int:
     lines = _stdin_lines()
     config = json.loads(lines.get())
     try:
+        resources.apply_memory_limit()
         worker = Worker(config, out)
     except Exception as exc:  # noqa: BLE001 - reported as one line, the coordinator stops the run
         traceback.print_exc(file=sys.stderr)
-        out.write(json.dumps({"event": "fatal", "message": str(exc) or type(exc).__name__}) + "\n")
+        message = resources.out_of_memory_message() if resources.is_out_of_memory(exc) else str(exc)
+        out.write(json.dumps({"event": "fatal", "message": message or type(exc).__name__}) + "\n")
         return 1
     worker.emit("ready", pid=os.getpid())
     while True:

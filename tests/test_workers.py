@@ -11,7 +11,9 @@ import pytest
 from click.testing import Result
 from conftest import make_clip
 
+from pipeline.errors import UsageError
 from pipeline.manifest import Manifest, Status
+from pipeline.resources import parse_size
 
 K = 6  # the frame that misbehaves: mid-chunk, so the rest of its chunk must go to a fresh worker
 
@@ -37,18 +39,22 @@ def mtimes(job: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (job / "styled").glob("*.png")}
 
 
-@pytest.mark.parametrize(("mode", "kind", "extra"), [
-    ("raise", "exception", ()),
-    ("exit", "crashed", ()),
-    ("segfault", "segfault", ()),
-    ("sigkill", "killed", ()),
-    ("hang", "timeout", ("--frame-timeout", "2")),
+@pytest.mark.parametrize(("mode", "kind", "extra", "environ"), [
+    ("raise", "exception", (), {}),
+    ("exit", "crashed", (), {}),
+    ("segfault", "segfault", (), {}),
+    ("sigkill", "killed", (), {}),
+    ("hang", "timeout", ("--frame-timeout", "2"), {}),
+    # a real MemoryError: the worker allocates until its address-space limit (RLIMIT_AS) says no
+    ("oom", "out_of_memory", (), {"VPIPE_WORKER_MEMORY": "1G"}),
 ])
 def test_only_frame_k_fails_then_retry_recovers(tmp_path: Path, job: Path, vpipe: Callable[..., Result],
                                                 monkeypatch: pytest.MonkeyPatch, mode: str, kind: str,
-                                                extra: tuple[str, ...]) -> None:
+                                                extra: tuple[str, ...], environ: dict[str, str]) -> None:
     state = tmp_path / "faults"
     state.mkdir()
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {str(K): mode}, "times": 1, "state": str(state)}))
     result = vpipe(*stylize_args(tmp_path, "--max-attempts", "1", *extra))
     assert result.exit_code == 1, result.output
@@ -97,3 +103,22 @@ def test_an_engine_that_cannot_load_stops_the_run_with_one_line(
     m = manifest(job)
     assert m.counts()[Status.PENDING] == 12 and m.counts()[Status.RUNNING] == 0
     m.close()
+
+
+@pytest.mark.parametrize(("text", "size"), [("1G", 1 << 30), ("512M", 512 << 20), ("1.5GiB", 3 << 29),
+                                            ("2 gb", 2 << 30), ("1048576", 1 << 20), ("64k", 64 << 10)])
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0", "-1G", "5X", "G"])
+def test_parse_size_refuses(text: str) -> None:
+    with pytest.raises(UsageError, match="VPIPE_WORKER_MEMORY"):
+        parse_size(text)
+
+
+def test_a_malformed_memory_limit_is_a_usage_error(tmp_path: Path, job: Path, vpipe: Callable[..., Result],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VPIPE_WORKER_MEMORY", "lots")
+    result = vpipe(*stylize_args(tmp_path))
+    assert result.exit_code == 2 and "VPIPE_WORKER_MEMORY='lots' is not a size" in result.output
