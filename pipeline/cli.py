@@ -13,7 +13,7 @@ import click
 
 from . import stages
 from . import verify as verify_stage
-from .errors import UsageError, VpipeError
+from .errors import DISK_FULL_HINT, DiskFullError, UsageError, VpipeError, is_disk_full
 from .frames import FrameRange, parse_range
 from .job import jobs_dir
 from .logs import format_seconds
@@ -50,6 +50,8 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback on request
+            if is_disk_full(exc):  # e.g. the log or the manifest could not grow
+                _fail(f"no space left on the device ({exc}); {DISK_FULL_HINT}", DiskFullError.exit_code)
             if os.environ.get("VPIPE_DEBUG"):
                 traceback.print_exc()
             _fail(f"internal error ({type(exc).__name__}: {exc}); set VPIPE_DEBUG=1 for the traceback", 1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class VpipeError(Exception):
     """A runtime problem the user can act on (exit code 1)."""
@@ -41,3 +44,20 @@ class Interrupted(VpipeError):
     """Ctrl-C or SIGTERM: in-flight frames went back to pending."""
 
     exit_code = 130
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """ENOSPC/EDQUOT from the OS, or SQLite's "database or disk is full", here or in what caused it."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, DiskFullError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+DISK_FULL_HINT = "free some space and run the same command to resume (nothing done is lost)"

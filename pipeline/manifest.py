@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import JobError
+from .errors import DISK_FULL_HINT, DiskFullError, JobError, is_disk_full
 
 SCHEMA_VERSION = 1
 
@@ -108,6 +108,8 @@ class Manifest:
             conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if is_disk_full(exc):  # switching to WAL creates files next to it
+                raise DiskFullError(f"no space left on the device to open the manifest {path}; {DISK_FULL_HINT}") from exc
             raise JobError(f"manifest {path} is unreadable ({exc}); the styled frames are intact") from exc
         except JobError:
             conn.close()
@@ -122,10 +124,14 @@ class Manifest:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._conn.execute("COMMIT")  # a failed COMMIT (disk full) leaves the transaction open
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            if is_disk_full(exc):
+                raise DiskFullError(f"no space left on the device for the manifest {self.path.name}; "
+                                    f"{DISK_FULL_HINT}") from exc
             raise
-        self._conn.execute("COMMIT")
 
     def _event(self, conn: sqlite3.Connection, run_id: int | None, idx: int | None, event: str,
                kind: str | None = None, message: str | None = None) -> None:

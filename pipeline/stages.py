@@ -80,7 +80,11 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
     _make_jobs_dir(base)
     job.root.mkdir(exist_ok=True)
     with JobLock(job):
-        count, width, notes = _decode_frames(source, job, info, fmt)
+        try:
+            count, width, notes = _decode_frames(source, job, info, fmt)
+        except BaseException:  # no half frame set left behind, and its space is freed (disk full)
+            shutil.rmtree(job.root / "frames.partial", ignore_errors=True)
+            raise
         job.styled_dir.mkdir(exist_ok=True)
         Manifest.create(job.manifest_path, count, {
             "video": info.to_dict(), "source": str(source.resolve()), "source_sha256": source_hash,
@@ -313,6 +317,9 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
         if missing and fill == "fail":
             raise VpipeError(f"{len(missing)} of {total} frames are not styled yet ({describe_spans(missing)}): "
                              "run `vpipe stylize` / `vpipe retry-failed`, or assemble with --fill original")
+        if missing and not job.frames_dir.is_dir():
+            raise JobError(f"job {job.name!r}: {len(missing)} frames are not styled and the frames folder "
+                           f"{job.frames_dir} to fill them from is missing")
         if info.audio and not source.is_file():
             raise MediaError(f"the source video {source} is gone, and its audio with it: put it back to assemble")
         sequence = _link_sequence(job, total, width, ext, set(missing))

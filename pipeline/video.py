@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import DiskFullError, MediaError
+from .errors import DISK_FULL_HINT, DiskFullError, MediaError
 
 # Single-image demuxers; animated GIF/APNG/WebP have demuxers of their own and count as video.
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
@@ -67,7 +67,7 @@ def run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         last = lines[-1] if lines else f"exit code {done.returncode}"
         if "No space left on device" in done.stderr:
-            raise DiskFullError(f"{what}: no space left on device")
+            raise DiskFullError(f"{what}: no space left on the device; {DISK_FULL_HINT}")
         raise MediaError(f"{what} failed: {last}")
     return done
 
