@@ -8,13 +8,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import models
+from . import models, storage
 from .errors import ModelError, UsageError
 
 STYLES_ENV = "VPIPE_STYLES_DIR"
 DEFAULT_STYLE = "wave"
 # Model families per engine, used to find a bare name such as "udnie" in the model store.
 MODEL_FAMILIES = {"fast": "lengstrom_fst"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,21 @@ class Style:
     def settings(self) -> dict[str, str]:
         """What identifies the look: two runs with equal settings may share one video."""
         return {"style": self.name, "engine": self.engine, "model_sha256": models.fingerprint(self.model)}
+
+
+def _image_style(path: Path, engine: str | None) -> Style:
+    """A style image: it must exist and decode; model-based engines cannot use one."""
+    if not path.is_file():
+        raise UsageError(f"style image {path}: no such file")
+    try:
+        storage.read_rgb(path)
+    except ValueError:
+        raise ModelError(f"style image {path}: not a readable image (corrupt, or not an image at all)") from None
+    engine = engine or "fast"
+    if engine in MODEL_FAMILIES:
+        raise UsageError(f"style {path.name} is an image, but the {engine!r} engine needs a trained model: "
+                         f"give a style name ({', '.join(available()) or 'see styles/'}) or a model folder")
+    return Style(name=str(path.resolve()), engine=engine, model=path.resolve())
 
 
 def styles_dir() -> Path:
@@ -41,6 +57,8 @@ def resolve(style: str | None, engine: str | None) -> Style:
     """Turn --style/--engine into a concrete model; every miss says what would have worked."""
     style = style or DEFAULT_STYLE
     path = Path(style).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return _image_style(path, engine)
     if path.exists():
         return Style(name=str(path.resolve()), engine=engine or "fast", model=path.resolve())
     if os.sep in style:

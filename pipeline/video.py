@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -270,22 +271,31 @@ def probe(path: Path) -> VideoInfo:
     t = tools()
     if t.ffprobe:
         args = [t.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                "--", str(path)]
+                "--", str(path.absolute())]
         done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", check=False)
         if done.returncode != 0:
-            raise MediaError(f"cannot read {path.name} as a video: {_last_line(done.stderr)}")
-        info = parse_ffprobe(done.stdout)
+            raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
+                             f"{_last_line(done.stderr)}")
+        info = _named(path, parse_ffprobe, done.stdout)
     else:
-        done = subprocess.run([t.ffmpeg, "-hide_banner", "-nostdin", "-i", str(path)],
+        done = subprocess.run([t.ffmpeg, "-hide_banner", "-nostdin", "-i", str(path.absolute())],
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", check=False)
         if "Input #0" not in done.stderr:
-            raise MediaError(f"cannot read {path.name} as a video: {_last_line(done.stderr)}")
-        info = parse_ffmpeg_banner(done.stderr)
+            raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
+                             f"{_last_line(done.stderr)}")
+        info = _named(path, parse_ffmpeg_banner, done.stderr)
     if info.container in STILL_IMAGE_FORMATS or info.container.endswith("_pipe"):
         raise MediaError(f"{path.name} is a still image ({info.codec}), not a video")
     return info
+
+
+def _named(path: Path, parse: Callable[[str], VideoInfo], text: str) -> VideoInfo:
+    try:
+        return parse(text)
+    except MediaError as exc:
+        raise MediaError(f"{path.name}: {exc}") from None
 
 
 def _last_line(text: str) -> str:
@@ -294,6 +304,12 @@ def _last_line(text: str) -> str:
 
 
 # ---------------------------------------------------------------- commands
+
+
+def sequence_path(pattern: Path) -> str:
+    """A numbered-frames pattern for ffmpeg's image2, which reads '%' anywhere in the path as part of
+    the pattern: the folder's own '%' characters are escaped ("100%/x" -> "100%%/x")."""
+    return os.path.join(str(pattern.parent).replace("%", "%%"), pattern.name)
 
 
 def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str, cfr_rate: str | None,
@@ -314,8 +330,8 @@ def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str, cfr_rate: str
     else:
         encode = ["-pix_fmt", "yuvj444p", "-q:v", "2"]
     return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
-            "-i", str(source), "-map", "0:v:0", *timing, *encode, "-start_number", "1",
-            "-f", "image2", str(pattern)]
+            "-i", str(source.absolute()), "-map", "0:v:0", *timing, *encode, "-start_number", "1",
+            "-f", "image2", sequence_path(pattern)]
 
 
 UNROTATE = {90: "transpose=clock", 180: "hflip,vflip", 270: "transpose=cclock"}
@@ -333,7 +349,7 @@ def assemble_args(ffmpeg: str, pattern: Path, info: VideoInfo, source: Path, out
     args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     if info.rotation:
         args += ["-display_rotation", str(info.rotation), "-noautorotate"]
-    args += ["-framerate", info.rate, "-start_number", "1", "-f", "image2", "-i", str(pattern)]
+    args += ["-framerate", info.rate, "-start_number", "1", "-f", "image2", "-i", sequence_path(pattern)]
     if info.audio:
         args += ["-i", str(source)]
     args += ["-map", "0:v:0"]

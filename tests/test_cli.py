@@ -1,101 +1,19 @@
-"""Bad input: one clear line, exit 2 for usage errors and 1 for runtime errors, never a traceback."""
+"""The CLI's everyday behaviour: job choice, settings changes, retry-failed, doctor. (Bad input: test_bad_input.py.)"""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 from conftest import make_clip
-
-from pipeline import video
+from test_bad_input import one_line_error
 
 
 @pytest.fixture()
 def clip(tmp_path: Path) -> Path:
     return make_clip(tmp_path / "clip.mp4", seconds=0.2)
-
-
-def one_line_error(result: Result, code: int, *words: str) -> None:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert lines, "no message"
-    message = lines[-1].lower()
-    for word in words:
-        assert word.lower() in message, f"{word!r} not in {message!r}"
-
-
-def test_split_bad_inputs(tmp_path: Path, vpipe: Callable[..., Result]) -> None:
-    text = tmp_path / "notes.mp4"
-    text.write_text("this is not a video\n")
-    empty = tmp_path / "empty.mp4"
-    empty.touch()
-    audio_only = tmp_path / "sound.m4a"
-    image = tmp_path / "still.png"
-    ff = video.tools().ffmpeg
-    import subprocess
-    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "sine", "-t", "0.5", str(audio_only)], check=True)
-    subprocess.run([ff, "-v", "error", "-f", "lavfi", "-i", "testsrc=size=32x32", "-frames:v", "1", str(image)],
-                   check=True)
-    truncated = tmp_path / "truncated.mp4"
-    whole = make_clip(tmp_path / "whole.mp4", seconds=1.0).read_bytes()
-    truncated.write_bytes(whole[: len(whole) // 3])
-    one_line_error(vpipe("split", str(tmp_path / "missing.mp4")), 2, "no such file")
-    one_line_error(vpipe("split", str(tmp_path)), 2, "folder")
-    one_line_error(vpipe("split", str(empty)), 1, "empty")
-    one_line_error(vpipe("split", str(text)), 1, "notes.mp4")
-    one_line_error(vpipe("split", str(audio_only)), 1, "no video stream")
-    one_line_error(vpipe("split", str(image)), 1, "still image")
-    one_line_error(vpipe("split", str(truncated)), 1, "truncated.mp4")
-    one_line_error(vpipe("split", str(text), "--job", "../x"), 2, "not allowed")
-    one_line_error(vpipe("split", str(text), "--job", "a/b"), 2, "not allowed")
-    assert not (tmp_path / "jobs").exists() or not list((tmp_path / "jobs").glob("*/manifest.sqlite"))
-
-
-def test_another_video_into_an_existing_job(tmp_path: Path, vpipe: Callable[..., Result], clip: Path) -> None:
-    other = make_clip(tmp_path / "other.mp4", size="32x32", seconds=0.2)
-    assert vpipe("split", str(clip), "--job", "j").exit_code == 0
-    one_line_error(vpipe("split", str(other), "--job", "j"), 2, "already holds another video")
-
-
-@pytest.mark.parametrize(("args", "code", "words"), [
-    (["--range", "0-5"], 2, ["numbered from 1"]),
-    (["--range", "10-5"], 2, ["end comes before"]),
-    (["--range", "abc"], 2, ["A-B"]),
-    (["--range", "2-500"], 2, ["beyond the last frame (6)"]),
-    (["--chunk", "0"], 2, ["--chunk"]),
-    (["--chunk", "-3"], 2, ["--chunk"]),
-    (["--workers", "0"], 2, ["--workers"]),
-    (["--style", "no-such-style"], 2, ["unknown style"]),
-    (["--style", "/no/such/model"], 2, ["no such file"]),
-    (["--engine", "nope", "--style", "."], 2, ["unknown engine"]),
-    (["--job", "other"], 2, ["no job named"]),
-])
-def test_stylize_bad_arguments(vpipe: Callable[..., Result], clip: Path, args: list[str], code: int,
-                               words: list[str]) -> None:
-    assert vpipe("split", str(clip)).exit_code == 0
-    one_line_error(vpipe("stylize", *args), code, *words)
-
-
-def test_job_state_problems(tmp_path: Path, vpipe: Callable[..., Result], clip: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
-    one_line_error(vpipe("status"), 2, "no jobs")
-    assert vpipe("split", str(clip), "--job", "j").exit_code == 0
-    job = tmp_path / "jobs" / "j"
-    with sqlite3.connect(job / "manifest.sqlite") as conn:
-        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    one_line_error(vpipe("status"), 1, "newer")
-    with sqlite3.connect(job / "manifest.sqlite") as conn:
-        conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
-    (job / "frames").rename(job / "frames.gone")
-    one_line_error(vpipe("stylize", "--style", "."), 1, "frames folder")
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setenv("VPIPE_JOBS_DIR", str(blocker / "jobs"))
-    one_line_error(vpipe("split", str(clip)), 1, "cannot create the jobs folder")
 
 
 def test_several_jobs_use_the_last_split_and_say_so(tmp_path: Path, vpipe: Callable[..., Result], clip: Path) -> None:
