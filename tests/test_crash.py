@@ -16,6 +16,7 @@ import pytest
 from click.testing import Result
 from conftest import make_clip, vpipe_process
 
+from pipeline.job import Job, JobLock
 from pipeline.manifest import Manifest, Status
 from pipeline.verify import verify
 
@@ -241,3 +242,33 @@ def test_a_crash_at_each_step_of_publishing_loses_and_corrupts_nothing(
     assert done_events(job) == {i: 1 for i in range(1, 13)}, "a frame was marked done twice"
     assert_sound(job)
     assert sorted(p.name for p in (job / "styled").iterdir()) == [f"{i:06d}.png" for i in range(1, 13)]
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from pipeline.job import Job, JobLock
+JobLock(Job(Path(sys.argv[1]))).__enter__()
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_locked_job_refuses_every_writer_by_holder_pid_and_the_lock_dies_with_it(
+        small_job: Path, env: dict[str, str], vpipe: Callable[..., Result]) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(small_job)], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        for args in (["stylize"], ["retry-failed"], ["assemble", "--fill", "original"], ["verify", "--fix"]):
+            refused = vpipe(*args)
+            assert refused.exit_code == 1, (args, refused.output)
+            assert f"job 't' is in use by pid {holder.pid}" in refused.output, refused.output
+        assert f"run in progress (pid {holder.pid})" in vpipe("status").output  # readers still read
+        assert vpipe("verify").exit_code == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    with JobLock(Job(small_job)):  # free at once: the kernel dropped the flock with the process
+        pass
+    assert "no run in progress" in vpipe("status").output
