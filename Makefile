@@ -6,7 +6,7 @@ ASSETS ?= $(abspath ../shared/assets)
 DEMO_VIDEO ?= $(ASSETS)/video/slow_traffic_small.mp4
 DEMO_JOBS  ?= jobs
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench soak clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: setup
 
 bench: setup
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_core.py
+
+# Not in CI: SIGKILL the coordinator at random moments TRIALS times, resume, check nothing is lost.
+TRIALS ?= 20
+soak: setup
+	$(PY) bench/soak.py --trials $(TRIALS)
 
 clean:
 	rm -rf $(VENV) jobs/*/ .pytest_cache .mypy_cache .ruff_cache
