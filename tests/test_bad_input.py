@@ -239,16 +239,9 @@ def corrupt_model(tmp: Path) -> Path:
     return model
 
 
-def garbled_model_manifest(tmp: Path) -> Path:
-    model = write_model(tmp / "garbled", channels=(8, 16, 32))
-    (model / "manifest.json").write_bytes(b"\x00\xff{{ not json")
-    return model
-
-
 @pytest.mark.parametrize(("make", "words"), [
     (corrupt_model, ["could not be loaded", "variable_7 has 64 bytes, expected 128"]),
     (model_of_wrong_shape, ["could not be loaded", "variable_3 has shape [3, 3, 16, 8], expected 8 input channels"]),
-    (garbled_model_manifest, ["could not be loaded", "manifest.json unreadable"]),
 ])
 def test_a_broken_model_stops_the_run_and_spends_no_attempt(tmp_path: Path, vpipe: Callable[..., Result],
                                                             make: Callable[[Path], Path], words: list[str]) -> None:
