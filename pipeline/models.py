@@ -14,6 +14,12 @@ from .errors import ModelError
 
 MODELS_ENV = "VPIPE_MODELS_DIR"
 
+# Feature networks for perceptual losses (Keras "notop" weight files), by network name.
+FEATURE_NETS = {
+    "squeezenet": "squeezenet/squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg19": "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+
 
 def cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")

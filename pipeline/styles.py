@@ -17,15 +17,27 @@ DEFAULT_STYLE = "wave"
 MODEL_FAMILIES = {"fast": "lengstrom_fst"}
 
 
+# An image given as --style goes to an engine that takes any painting.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_ENGINE = "gatys"
+
+
 @dataclass(frozen=True)
 class Style:
     name: str
     engine: str
-    model: Path
+    model: Path | None  # the engine's weights (a style net, or the feature network for gatys)
+    image: Path | None = None  # the painting, for engines that take one
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str | None]:
         """What identifies the look: two runs with equal settings may share one video."""
-        return {"style": self.name, "engine": self.engine, "model_sha256": models.fingerprint(self.model)}
+        return {"style": self.name, "engine": self.engine, "model": str(self.model) if self.model else None,
+                "model_sha256": models.fingerprint(self.model) if self.model else None,
+                "image": str(self.image) if self.image else None,
+                "image_sha256": models.fingerprint(self.image) if self.image else None}
+
+    def with_model(self, model: Path) -> Style:
+        return Style(self.name, self.engine, model, self.image)
 
 
 def styles_dir() -> Path:
@@ -41,6 +53,10 @@ def resolve(style: str | None, engine: str | None) -> Style:
     """Turn --style/--engine into a concrete model; every miss says what would have worked."""
     style = style or DEFAULT_STYLE
     path = Path(style).expanduser()
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        if not path.is_file():
+            raise UsageError(f"style image {style!r}: no such file")
+        return Style(name=str(path.resolve()), engine=engine or IMAGE_ENGINE, model=None, image=path.resolve())
     if path.exists():
         return Style(name=str(path.resolve()), engine=engine or "fast", model=path.resolve())
     if os.sep in style:
