@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engines, models, storage, styles, video
+from . import engines, models, storage, styles, temporal, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, UsageError, VpipeError
 from .executors.local import LocalExecutor
@@ -168,10 +168,6 @@ def gpu_count() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-# Video mode per engine: (on unless --no-temporal, weight). gatys: temporal loss weight;
-# other engines: strength of the flow-guided blend toward the previous output.
-TEMPORAL_DEFAULTS = {"gatys": (True, 200.0)}
-BLEND_DEFAULT = (False, 0.5)
 IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal")
 
 
@@ -199,14 +195,14 @@ def _settings(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
             storage.read_rgb(style.image)
         except (OSError, ValueError) as exc:
             raise MediaError(f"style image {style.image.name} is not a readable image") from exc
-    temporal = _temporal(style.engine, options.temporal, stored.get("temporal") if resume else None, resume)
-    return {**style.settings(), "max_side": max_side, "params": params, "temporal": temporal}
+    video_mode = _temporal(style.engine, options.temporal, stored.get("temporal") if resume else None, resume)
+    return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
 
 
 def _temporal(engine: str, asked: float | bool | None, stored: dict[str, Any] | None,
               resume: bool) -> dict[str, Any] | None:
     """The worker's video-mode config: what was asked, else the job's on a resume, else the engine's default."""
-    on, weight = TEMPORAL_DEFAULTS.get(engine, BLEND_DEFAULT)
+    on, weight = temporal.DEFAULTS.get(engine, temporal.BLEND_DEFAULT)
     if asked is None:
         return stored if resume else ({"weight": weight} if on else None)
     if asked is False:

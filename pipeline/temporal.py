@@ -16,6 +16,11 @@ import numpy as np
 from . import flow
 from .engines.base import Engine, Guide, GuidedEngine
 
+# Video mode per engine: (on unless --no-temporal, weight). gatys: temporal loss weight;
+# other engines: strength of the flow-guided blend toward the previous output.
+DEFAULTS = {"gatys": (True, 200.0)}
+BLEND_DEFAULT = (False, 0.5)
+
 
 @dataclass(frozen=True)
 class Temporal:
