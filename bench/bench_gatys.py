@@ -77,23 +77,25 @@ def iterations_to(losses: list[float], target: float) -> int | None:
     return next((i + 1 for i, loss in enumerate(losses) if loss <= target), None)
 
 
-def trace(eng: gatys.GatysEngine, frame: np.ndarray, x0: np.ndarray, budget: int) -> tuple[list[float], list[float]]:
-    """Loss and elapsed seconds after every iteration (no early stop)."""
-    losses, times = [], []
+def trace(eng: gatys.GatysEngine, frame: np.ndarray, x0: np.ndarray, budget: int,
+          until: float = -np.inf) -> tuple[list[float], list[float]]:
+    """Loss and elapsed seconds after every iteration (no early stop; stops once the loss <= until)."""
+    losses: list[float] = []
+    times: list[float] = []
     started = time.perf_counter()
 
     def record(_it: int, loss: float) -> bool:
         losses.append(loss)
         times.append(time.perf_counter() - started)
-        return False
+        return loss <= until
 
     eng.optimize(frame, None, x0, budget, record)
     return losses, times
 
 
 def previous_styled(eng: gatys.GatysEngine, frames: list[np.ndarray], iterations: int) -> np.ndarray:
-    """Frame 2's warm start: frame 1 stylized, warped into frame 2 (content where unreliable)."""
-    first = eng.stylize_guided(frames[0], None)[0]
+    """Frame 2's warm start: frame 1 stylized (cold, `iterations`), warped into frame 2 (content where unreliable)."""
+    first = np.clip(eng.optimize(frames[0], None, frames[0].astype(np.float32), iterations).x, 0, 255)
     warped, mask = flow.guide(first, flow.gray(frames[0]), flow.gray(frames[1]))
     return eng.initial(frames[1], Guide(warped, mask, 0.0))[0]
 
@@ -116,8 +118,8 @@ def recipe(net: features.FeatureNet, frames: list[np.ndarray], steps: int) -> No
     losses, times = trace(adam, frames[1], frames[1].astype(np.float32), steps)
     target, recipe_seconds = losses[-1], times[-1]
     ours = engine(net, tolerance=0)
-    x0 = previous_styled(ours, frames, 0)
-    lbfgs_losses, lbfgs_times = trace(ours, frames[1], x0, steps)
+    x0 = previous_styled(ours, frames, steps)
+    lbfgs_losses, lbfgs_times = trace(ours, frames[1], x0, steps, until=target)
     needed = iterations_to(lbfgs_losses, target)
     if needed is None:
         print(f"   recipe: loss {target:.4f} in {recipe_seconds:.1f} s; vpipe did not reach it in {steps} iterations")

@@ -147,7 +147,27 @@ def _temporal(value: str | None, off: bool) -> float | bool | None:
     return weight
 
 
-GATYS_PARAMS = ("net", "iterations", "optimizer", "style_weight", "content_weight", "tv_weight", "init", "seed")
+GATYS_PARAMS = ("net", "iterations", "optimizer", "style_weight", "content_weight", "tv_weight", "init", "seed",
+                "content_layers", "style_layers")
+
+
+def _layers(text: str | None, weighted: bool) -> Any:
+    """"fire3,fire5" -> ["fire3", "fire5"]; with weights "conv1:0.5,fire2" -> {"conv1": 0.5, "fire2": 1.0}."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UsageError("layer list is empty")
+    if not weighted:
+        return items
+    out = {}
+    for item in items:
+        name, _, weight = item.partition(":")
+        try:
+            out[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UsageError(f"layer {item!r}: the weight after ':' must be a number") from None
+    return out
 
 
 @main.command()
@@ -168,11 +188,15 @@ GATYS_PARAMS = ("net", "iterations", "optimizer", "style_weight", "content_weigh
 @click.option("--tv-weight", type=click.FloatRange(min=0), help="gatys: total-variation weight (default 10).")
 @click.option("--init", type=click.Choice(["content", "noise"]), help="gatys: start of a cold frame (default content).")
 @click.option("--seed", type=int, help="gatys: seed of the noise start (--init noise).")
+@click.option("--content-layers", help="gatys: content layers, e.g. fire3,fire5 (default per --net).")
+@click.option("--style-layers", help="gatys: style layers with weights, e.g. conv1:0.5,fire2,fire3 (default per --net).")
 @click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
 @click.pass_context
 def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
     """Stylize pending frames in crash-isolated workers; resumable."""
     params = {k: kw.pop(k) for k in GATYS_PARAMS}
+    params["content_layers"] = _layers(params["content_layers"], weighted=False)
+    params["style_layers"] = _layers(params["style_layers"], weighted=True)
     options = _run_options(**kw, temporal=_temporal(temporal, no_temporal),
                            params={k: v for k, v in params.items() if v is not None})
     _report(stages.stylize(_base(ctx), job, options))

@@ -185,7 +185,7 @@ def _settings(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     engines.check_name(style.engine)
     if style.engine == "gatys":
         params.setdefault("net", "squeezenet")
-        style = style.with_model(models.find(models.FEATURE_NETS[params["net"]]))
+        style = style.with_model(models.verified(models.FEATURE_NETS[params["net"]]))
     elif params:
         raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in params)}: only for the gatys engine")
     if style.model is None:

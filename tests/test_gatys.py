@@ -190,3 +190,13 @@ def test_unknown_options_and_optimizers_are_refused() -> None:
 def test_missing_style_image_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not a readable image"):
         gatys.read_image(tmp_path / "nope.jpg")
+
+
+def test_layers_are_configurable_and_checked() -> None:
+    net = features.load("squeezenet", None)
+    style = np.zeros((16, 16, 3), np.uint8)
+    custom = gatys.GatysEngine(style, net, gatys.Settings.from_options(
+        {"content_layers": ["fire2"], "style_layers": {"conv1": 2}}))
+    assert custom.content_layers == ("fire2",) and custom.style_weights == {"conv1": 2.0}
+    with pytest.raises(UsageError, match="squeezenet has no layer block4_conv2"):
+        gatys.GatysEngine(style, net, gatys.Settings(content_layers=("block4_conv2",)))

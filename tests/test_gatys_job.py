@@ -88,3 +88,25 @@ def test_gatys_options_are_refused_for_other_engines(tmp_path: Path, gatys_env: 
     result = vpipe("stylize", "--engine", "posterize", "--style", str(ASSETS / "models/squeezenet"),
                    "--iterations", "5")
     assert result.exit_code == 2 and "--iterations: only for the gatys engine" in result.output
+
+
+def test_missing_or_damaged_feature_weights_say_what_to_place_where(tmp_path: Path, gatys_env: Path,
+                                                                    vpipe: Callable[..., Result],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", size="32x32", seconds=0.1, audio=0)
+    style = painting(tmp_path / "p.png")
+    assert vpipe("split", str(clip)).exit_code == 0
+    models = tmp_path / "models"
+    monkeypatch.setenv("VPIPE_MODELS_DIR", str(models))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    missing = vpipe("stylize", "--engine", "gatys", "--style", str(style), "--net", "vgg19")
+    assert missing.exit_code == 1
+    assert f"{models}/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in missing.output
+    assert "storage.googleapis.com" in missing.output
+    damaged = models / "squeezenet" / "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    damaged.parent.mkdir(parents=True)
+    real = (ASSETS / "models" / "squeezenet" / damaged.name).read_bytes()
+    damaged.write_bytes(real[:-100] + b"\0" * 100)
+    result = vpipe("stylize", "--engine", "gatys", "--style", str(style))
+    assert result.exit_code == 1 and "damaged or not the published one" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -84,6 +84,8 @@ class Settings:
         values = {k: v for k, v in options.items() if k in known and v is not None}
         if "content_layers" in values:
             values["content_layers"] = tuple(values["content_layers"])
+        if "style_layers" in values:
+            values["style_layers"] = {str(k): float(v) for k, v in dict(values["style_layers"]).items()}
         settings = Settings(**values)
         if settings.optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"gatys: optimizer must be lbfgs or adam, not {settings.optimizer!r}")
@@ -100,6 +102,10 @@ class GatysEngine:
         self.content_layers = settings.content_layers or content
         self.style_weights = settings.style_layers or style
         self.wanted = tuple(dict.fromkeys([*self.content_layers, *self.style_weights]))
+        known = [name for name, kind, _ in net.layers if kind != "pool"]
+        unknown = [name for name in self.wanted if name not in known]
+        if unknown:
+            raise UsageError(f"gatys: {net.name} has no layer {', '.join(unknown)} (layers: {', '.join(known)})")
         self.style_image = style_image
         self._targets: dict[tuple[int, int], dict[str, tf.Tensor]] = {}
         self._step = tf.function(self._value_and_grad, reduce_retracing=True)
