@@ -36,6 +36,7 @@ lint: setup
 
 bench: setup
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_core.py
+	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_gatys.py
 
 clean:
 	rm -rf $(VENV) jobs/*/ .pytest_cache .mypy_cache .ruff_cache
