@@ -128,6 +128,11 @@ def recipe(net: features.FeatureNet, frames: list[np.ndarray], steps: int) -> No
     print(f"   recipe: {steps} Adam steps, loss {target:.4f}, {recipe_seconds:.1f} s; vpipe: {needed} L-BFGS iterations, "
           f"{seconds:.1f} s; ratio {seconds / recipe_seconds:.2f} (target <= 0.25) "
           f"{'ok' if seconds <= 0.25 * recipe_seconds else 'OVER'}")
+    cold_losses, cold_times = trace(ours, frames[1], frames[1].astype(np.float32), steps, until=target)
+    cold = iterations_to(cold_losses, target)
+    if cold:
+        print(f"   without the warm start (L-BFGS from the content image): {cold} iterations, {cold_times[cold - 1]:.1f} s, "
+              f"ratio {cold_times[cold - 1] / recipe_seconds:.2f}")
 
 
 def main() -> int:

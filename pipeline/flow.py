@@ -56,15 +56,33 @@ def reliability(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return (~(occluded | outside | boundary)).astype(np.float32)
 
 
+# Flow for guiding is computed at most this large and scaled up (it is smooth): at 640x360 that
+# cut the guide from ~300 to ~100 ms here, next to ~800 ms for the fast engine itself.
+GUIDE_MAX_SIDE = 384
+
+
 def guide(prev_styled: np.ndarray, prev_gray: np.ndarray, cur_gray: np.ndarray,
           preset: str = "medium") -> tuple[np.ndarray, np.ndarray]:
     """The previous styled frame brought into the current frame, and where that can be trusted.
 
     Returns (warped float32 HxWx3 in 0..255, mask float32 HxW in {0, 1}), both on the current frame.
     """
-    to_prev = compute(cur_gray, prev_gray, preset)   # current -> previous
-    to_cur = compute(prev_gray, cur_gray, preset)    # previous -> current
-    return warp(prev_styled, to_prev), reliability(to_prev, to_cur)
+    h, w = cur_gray.shape[:2]
+    scale = min(1.0, GUIDE_MAX_SIDE / max(h, w))
+    if scale < 1:
+        size = (max(8, round(w * scale)), max(8, round(h * scale)))
+        small_prev = cv2.resize(prev_gray, size, interpolation=cv2.INTER_AREA)
+        small_cur = cv2.resize(cur_gray, size, interpolation=cv2.INTER_AREA)
+    else:
+        small_prev, small_cur = prev_gray, cur_gray
+    to_prev = compute(small_cur, small_prev, preset)   # current -> previous
+    to_cur = compute(small_prev, small_cur, preset)    # previous -> current
+    mask = reliability(to_prev, to_cur)
+    if scale < 1:
+        sx, sy = w / to_prev.shape[1], h / to_prev.shape[0]
+        to_prev = cv2.resize(to_prev, (w, h), interpolation=cv2.INTER_LINEAR) * np.array([sx, sy], np.float32)
+        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    return warp(prev_styled, to_prev), mask
 
 
 def blend(styled: np.ndarray, warped: np.ndarray, mask: np.ndarray, weight: float) -> np.ndarray:
