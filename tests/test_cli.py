@@ -157,13 +157,16 @@ def test_relative_jobs_dir_assembles(tmp_path: Path, vpipe: Callable[..., Result
 
 def test_temporal_option_takes_an_optional_weight(vpipe: Callable[..., Result], clip: Path, tmp_path: Path) -> None:
     assert vpipe("split", str(clip), "--job", "t").exit_code == 0
-    one_line_error(vpipe("stylize", "--engine", "posterize", "--style", ".", "--temporal", "abc"), 2, "--temporal 'abc'")
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    one_line_error(vpipe("stylize", "--engine", "posterize", "--style", str(model), "--temporal", "abc"), 2,
+                   "--temporal 'abc'")
 
     def settings() -> dict[str, object]:
         with sqlite3.connect(tmp_path / "jobs" / "t" / "manifest.sqlite") as conn:
             return dict(json.loads(conn.execute("SELECT value FROM meta WHERE key='settings'").fetchone()[0]))
 
-    common = ["stylize", "--engine", "posterize", "--style", ".", "--range", "1-2", "--restart"]
+    common = ["stylize", "--engine", "posterize", "--style", str(model), "--range", "1-2", "--restart"]
     assert vpipe(*common, "--temporal").exit_code == 0
     assert settings()["temporal"] == {"weight": 0.5}  # a plain engine's default blend
     assert vpipe(*common, "--temporal", "0.8").exit_code == 0
