@@ -36,6 +36,7 @@ lint: setup
 
 bench: setup
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_core.py
+	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_gatys.py
 
 # Not in CI: SIGKILL the coordinator at random moments TRIALS times, resume, check nothing is lost.
 TRIALS ?= 20

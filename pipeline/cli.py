@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -137,17 +139,73 @@ def with_run_options(func: Any) -> Any:
     return func
 
 
+def _temporal(value: str | None, off: bool) -> float | bool | None:
+    if off:
+        return False
+    if value is None or value == "on":
+        return None if value is None else True
+    try:
+        weight = float(value)
+    except ValueError:
+        raise UsageError(f"--temporal {value!r}: expected a weight (a number)") from None
+    if weight < 0:
+        raise UsageError("--temporal: the weight cannot be negative")
+    return weight
+
+
+GATYS_PARAMS = ("net", "iterations", "optimizer", "style_weight", "content_weight", "tv_weight", "init", "seed",
+                "content_layers", "style_layers")
+
+
+def _layers(text: str | None, weighted: bool) -> Any:
+    """"fire3,fire5" -> ["fire3", "fire5"]; with weights "conv1:0.5,fire2" -> {"conv1": 0.5, "fire2": 1.0}."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise UsageError("layer list is empty")
+    if not weighted:
+        return items
+    out = {}
+    for item in items:
+        name, _, weight = item.partition(":")
+        try:
+            out[name] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UsageError(f"layer {item!r}: the weight after ':' must be a number") from None
+    return out
+
+
 @main.command()
 @with_run_options
-@click.option("--style", help="Style name from styles/, or a model path (default: the job's, else 'wave').")
-@click.option("--engine", help="Engine (default: the style's; 'fast').")
+@click.option("--style", help="Style name from styles/, a model path, or a painting (an image: gatys engine).")
+@click.option("--engine", help="Engine: fast, gatys (default: the style's).")
 @click.option("--range", "frames", type=RangeType(), help="Frames A-B, 1-based inclusive (default all).")
 @click.option("--max-side", type=click.IntRange(min=16), help="Stylize at most this many pixels on the long side.")
+@click.option("--temporal", "temporal", is_flag=False, flag_value="on", metavar="[W]",
+              help="Video mode: guide each frame by the previous styled one (gatys: on, loss weight 200; "
+                   "fast: off, blend 0.5 when given).")
+@click.option("--no-temporal", "no_temporal", is_flag=True, help="Stylize every frame independently.")
+@click.option("--net", type=click.Choice(["squeezenet", "vgg19"]), help="gatys: feature network (default squeezenet).")
+@click.option("--iterations", type=click.IntRange(min=1), help="gatys: iterations per frame (default 300; 2x for a cold start).")
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), help="gatys: optimizer (default lbfgs).")
+@click.option("--style-weight", type=click.FloatRange(min=0), help="gatys: style loss weight (default 10).")
+@click.option("--content-weight", type=click.FloatRange(min=0), help="gatys: content loss weight (default 1).")
+@click.option("--tv-weight", type=click.FloatRange(min=0), help="gatys: total-variation weight (default 10).")
+@click.option("--init", type=click.Choice(["content", "noise"]), help="gatys: start of a cold frame (default content).")
+@click.option("--seed", type=int, help="gatys: seed of the noise start (--init noise).")
+@click.option("--content-layers", help="gatys: content layers, e.g. fire3,fire5 (default per --net).")
+@click.option("--style-layers", help="gatys: style layers with weights, e.g. conv1:0.5,fire2,fire3 (default per --net).")
 @click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
 @click.pass_context
-def stylize(ctx: click.Context, job: str | None, **kw: Any) -> None:
+def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
     """Stylize pending frames in crash-isolated workers; resumable."""
-    _report(stages.stylize(_base(ctx), job, _run_options(**kw)))
+    params = {k: kw.pop(k) for k in GATYS_PARAMS}
+    params["content_layers"] = _layers(params["content_layers"], weighted=False)
+    params["style_layers"] = _layers(params["style_layers"], weighted=True)
+    options = _run_options(**kw, temporal=_temporal(temporal, no_temporal),
+                           params={k: v for k, v in params.items() if v is not None})
+    _report(stages.stylize(_base(ctx), job, options))
 
 
 @main.command("retry-failed")
@@ -202,6 +260,40 @@ def status(ctx: click.Context, job: str | None) -> None:
                        f"{record.last_error or ''}")
         if len(report.failures) > 50:
             click.echo(f"  ... and {len(report.failures) - 50} more")
+
+
+@main.command()
+@click.option("--job", help="Job name (default: the only job, else the last one split).")
+@click.option("--range", "frames", type=RangeType(), help="Frames A-B (default all done frames).")
+@click.option("--style-image", type=click.Path(dir_okay=False, path_type=Path),
+              help="Painting to measure the style loss against (default: the job's style image).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def metrics(ctx: click.Context, job: str | None, frames: FrameRange | None, style_image: Path | None,
+            as_json: bool) -> None:
+    """Flicker (warping error, lower is steadier) and style kept (Gram distance) of the styled frames."""
+    from . import metrics as measuring
+
+    if style_image is not None and not style_image.is_file():
+        raise UsageError(f"--style-image {style_image}: no such file")
+    report = measuring.measure(_base(ctx), job, frames, style_image)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), indent=1))
+        return
+    for note in report.notes:
+        click.echo(f"note: {note}")
+
+    def cell(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.5f}"
+
+    click.echo(f"job {report.job}: {report.frames} styled frames in {report.first}-{report.last}, "
+               f"{report.pairs} consecutive pairs")
+    click.echo(f"  {'':<8} {'E_warp':>10} {'style loss':>11}")
+    click.echo(f"  {'styled':<8} {cell(report.warping_error):>10} {cell(report.style_loss):>11}")
+    click.echo(f"  {'source':<8} {cell(report.source_warping_error):>10} {cell(report.source_style_loss):>11}")
+    click.echo("  E_warp: Lai et al. warping error (RGB 0..1, flow on the source frames); lower is steadier.")
+    if report.style_image:
+        click.echo(f"  style loss: Gram distance to {report.style_image} (SqueezeNet); lower is more styled.")
 
 
 @main.command()

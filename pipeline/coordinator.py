@@ -10,7 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import faults
 from .errors import DiskFullError, Interrupted, VpipeError
@@ -122,7 +122,7 @@ class Coordinator:
             slot.current, slot.since = int(data["frame"]), time.monotonic()
             self.manifest.mark_started(slot.current)
         elif event.kind == "done":
-            self._done(slot, int(data["frame"]), float(data["seconds"]), str(data["hash"]))
+            self._done(slot, int(data["frame"]), float(data["seconds"]), str(data["hash"]), data.get("stats"))
         elif event.kind == "failed":
             frame = int(data["frame"])
             self._forget(slot, frame)
@@ -139,13 +139,13 @@ class Coordinator:
         elif event.kind == "exit" and data["pid"] == slot.pid:
             self._worker_died(slot, int(data["returncode"]), str(data.get("stderr_tail") or ""))
 
-    def _done(self, slot: Slot, frame: int, seconds: float, digest: str) -> None:
+    def _done(self, slot: Slot, frame: int, seconds: float, digest: str, stats: dict[str, Any] | None) -> None:
         self._forget(slot, frame)
         if not self.file_ok(frame):  # exit code 0 is not proof: the file must be there
             self._attempt_failed(slot, frame, ErrorKind.EXCEPTION, "worker reported done but no output file")
             return
         faults.strike(frame, "commit_before")
-        self.manifest.mark_done(frame, self.run_id, seconds, digest)
+        self.manifest.mark_done(frame, self.run_id, seconds, digest, stats)
         faults.strike(frame, "commit_after")
         self.outcome.done += 1
         slot.chunk_done += 1

@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import DISK_FULL_HINT, DiskFullError, JobError, is_disk_full
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: frames.stats (per-frame engine figures, JSON)
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,7 +27,7 @@ CREATE TABLE frames (
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     error_kind TEXT, last_error TEXT, worker TEXT,
-    started_at REAL, finished_at REAL, seconds REAL, output_hash TEXT, run_id INTEGER
+    started_at REAL, finished_at REAL, seconds REAL, output_hash TEXT, run_id INTEGER, stats TEXT
 );
 CREATE INDEX frames_status ON frames(status);
 CREATE TABLE events (
@@ -106,6 +106,8 @@ class Manifest:
                                f"understands ({SCHEMA_VERSION}): upgrade vpipe")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
+            if version < SCHEMA_VERSION:
+                _migrate(conn, version)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if is_disk_full(exc):  # switching to WAL creates files next to it
@@ -179,6 +181,13 @@ class Manifest:
         rows = self._conn.execute("SELECT idx, output_hash FROM frames WHERE status='done'").fetchall()
         return dict(rows)
 
+    def stats(self, first: int = 1, last: int | None = None) -> dict[int, dict[str, Any]]:
+        """Per-frame engine figures (iterations, final loss, ...) of done frames that have them."""
+        last = self.frame_count() if last is None else last
+        rows = self._conn.execute("SELECT idx, stats FROM frames WHERE status='done' AND stats IS NOT NULL "
+                                  "AND idx BETWEEN ? AND ? ORDER BY idx", (first, last)).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def events(self, idx: int | None = None) -> list[tuple[str, str | None]]:
         rows = self._conn.execute("SELECT event, error_kind FROM events WHERE (? IS NULL OR idx=?) ORDER BY id",
                                   (idx, idx)).fetchall()
@@ -224,10 +233,12 @@ class Manifest:
         with self._write() as conn:
             conn.execute("UPDATE frames SET started_at=? WHERE idx=?", (time.time(), idx))
 
-    def mark_done(self, idx: int, run_id: int, seconds: float, output_hash: str) -> None:
+    def mark_done(self, idx: int, run_id: int, seconds: float, output_hash: str,
+                  stats: dict[str, Any] | None = None) -> None:
         with self._write() as conn:
-            conn.execute("UPDATE frames SET status='done', finished_at=?, seconds=?, output_hash=?, "
-                         "error_kind=NULL, last_error=NULL WHERE idx=?", (time.time(), seconds, output_hash, idx))
+            conn.execute("UPDATE frames SET status='done', finished_at=?, seconds=?, output_hash=?, stats=?, "
+                         "error_kind=NULL, last_error=NULL WHERE idx=?",
+                         (time.time(), seconds, output_hash, json.dumps(stats) if stats else None, idx))
             self._event(conn, run_id, idx, "done")
 
     def mark_attempt_failed(self, idx: int, run_id: int, kind: ErrorKind, message: str, final: bool) -> None:
@@ -262,3 +273,17 @@ class Manifest:
                 conn.execute("UPDATE frames SET status='pending', output_hash=NULL, error_kind=NULL, "
                              "last_error=NULL WHERE idx=?", (idx,))
                 self._event(conn, run_id, idx, "reset", None, reason)
+
+
+def _migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring an older manifest up to this schema in one transaction (additive changes only)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(frames)")}
+        if version < 2 and "stats" not in columns:
+            conn.execute("ALTER TABLE frames ADD COLUMN stats TEXT")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (json.dumps(SCHEMA_VERSION),))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

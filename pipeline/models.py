@@ -8,11 +8,38 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelError
 
 MODELS_ENV = "VPIPE_MODELS_DIR"
+
+# Feature networks for perceptual losses (Keras "notop" weight files), by network name.
+FEATURE_NETS = {
+    "squeezenet": "squeezenet/squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "vgg19": "vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+
+
+@dataclass(frozen=True)
+class Known:
+    """A published weight file: where it comes from and its digest (Keras publishes md5)."""
+
+    url: str
+    digest: str
+    algorithm: str = "sha256"
+
+
+KNOWN = {
+    FEATURE_NETS["vgg19"]: Known("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
+                                 "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                                 "253f8cb515780f3b799900260a226db6", "md5"),
+    FEATURE_NETS["squeezenet"]: Known("https://github.com/DeepCognition/keras-squeezenet/raw/"
+                                      "a73d4339aa4d37c51a0b3ba044bed55477abec73/"
+                                      "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                                      "17154246284f555591549ac2c83e127abfbf4307dc4b0060fdaa2931d0fa38da"),
+}
 
 
 def cache_dir() -> Path:
@@ -32,8 +59,25 @@ def find(name: str) -> Path:
         if candidate.exists():
             return candidate
     places = " or ".join(str(base / name) for base in search_path())
+    source = f"; download: {KNOWN[name].url}" if name in KNOWN else ""
     raise ModelError(f"model {name!r} not found: place it at {places} "
-                     f"(or point {MODELS_ENV} at a folder that has {name})")
+                     f"(or point {MODELS_ENV} at a folder that has {name}){source}")
+
+
+def verified(name: str) -> Path:
+    """find(), then check the file against its published digest when one is known."""
+    path = find(name)
+    known = KNOWN.get(name)
+    if known and path.is_file():
+        digest = hashlib.new(known.algorithm)
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != known.digest:
+            raise ModelError(f"model file {path} is damaged or not the published one ({known.algorithm} "
+                             f"{digest.hexdigest()[:12]}..., expected {known.digest[:12]}...): replace it with "
+                             f"{known.url}")
+    return path
 
 
 def fingerprint(path: Path) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engines, resources, storage, styles, video
+from . import engines, models, resources, storage, styles, temporal, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, UsageError, VpipeError
 from .executors.local import LocalExecutor
@@ -143,6 +143,8 @@ class RunOptions:
     frame_timeout: float = 600.0
     device: str = "auto"
     restart: bool = False
+    params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
+    temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
 
 
 @dataclass
@@ -170,21 +172,50 @@ def gpu_count() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
+IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal")
+
+
 def _settings(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     """The style settings of this run; with no --style/--engine a resume reuses the job's."""
     stored = manifest.meta("settings")
-    if stored and options.style is None and options.engine is None:
+    resume = bool(stored) and options.style is None and options.engine is None
+    if resume:
         style = styles.resolve(stored["style"], stored["engine"])
         max_side = options.max_side if options.max_side is not None else stored.get("max_side")
+        params = {**stored.get("params", {}), **options.params}
     else:
         style = styles.resolve(options.style, options.engine)
-        max_side = options.max_side
+        max_side, params = options.max_side, dict(options.params)
     engines.check_name(style.engine)
-    return {**style.settings(), "model": str(style.model), "max_side": max_side}
+    if style.engine == "gatys":
+        params.setdefault("net", "squeezenet")
+        style = style.with_model(models.verified(models.FEATURE_NETS[params["net"]]))
+    elif params:
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in params)}: only for the gatys engine")
+    if style.model is None:
+        raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
+    if style.image:
+        try:
+            storage.read_rgb(style.image)
+        except (OSError, ValueError) as exc:
+            raise MediaError(f"style image {style.image.name} is not a readable image") from exc
+    video_mode = _temporal(style.engine, options.temporal, stored.get("temporal") if resume else None, resume)
+    return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
+
+
+def _temporal(engine: str, asked: float | bool | None, stored: dict[str, Any] | None,
+              resume: bool) -> dict[str, Any] | None:
+    """The worker's video-mode config: what was asked, else the job's on a resume, else the engine's default."""
+    on, weight = temporal.DEFAULTS.get(engine, temporal.BLEND_DEFAULT)
+    if asked is None:
+        return stored if resume else ({"weight": weight} if on else None)
+    if asked is False:
+        return None
+    return {"weight": weight if asked is True else float(asked)}
 
 
 def _identity(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: settings.get(k) for k in ("engine", "model_sha256", "max_side")}
+    return {k: settings.get(k) or None for k in IDENTITY}
 
 
 def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], restart: bool) -> list[str]:
@@ -192,9 +223,8 @@ def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], rest
     done = manifest.counts()[Status.DONE]
     if stored and done and _identity(stored) != _identity(settings):
         if not restart:
-            diffs = ", ".join(f"{k}: {stored.get(k)!s:.16} -> {settings.get(k)!s:.16}"
-                              for k in ("style", "engine", "model_sha256", "max_side")
-                              if stored.get(k) != settings.get(k))
+            diffs = ", ".join(f"{k}: {stored.get(k)!s:.24} -> {settings.get(k)!s:.24}"
+                              for k in ("style", *IDENTITY) if (stored.get(k) or None) != (settings.get(k) or None))
             raise UsageError(f"job {job.name!r} has {done} frames styled with other settings ({diffs}); "
                              "use the same settings, or --restart to discard them")
         manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
@@ -252,10 +282,13 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     workers = options.workers or max(gpus, 1)
     cores = os.cpu_count() or 1
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+    engine_options = {**settings.get("params", {}), "threads": 0 if gpus else max(1, cores // workers), "batch": 1}
+    if settings.get("image"):
+        engine_options["style_image"] = settings["image"]
     config = {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
               "styled_dir": str(job.styled_dir), "name_width": width, "ext": ext,
-              "max_side": settings.get("max_side"),
-              "options": {"threads": 0 if gpus else max(1, cores // workers), "batch": 1}}
+              "max_side": settings.get("max_side"), "temporal": settings.get("temporal"),
+              "options": engine_options}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if not gpus:
         env["CUDA_VISIBLE_DEVICES"] = "-1"

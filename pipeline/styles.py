@@ -15,33 +15,45 @@ STYLES_ENV = "VPIPE_STYLES_DIR"
 DEFAULT_STYLE = "wave"
 # Model families per engine, used to find a bare name such as "udnie" in the model store.
 MODEL_FAMILIES = {"fast": "lengstrom_fst"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+# An image given as --style goes to an engine that takes any painting.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+IMAGE_ENGINE = "gatys"
 
 
 @dataclass(frozen=True)
 class Style:
     name: str
     engine: str
-    model: Path
+    model: Path | None  # the engine's weights (a style net, or the feature network for gatys)
+    image: Path | None = None  # the painting, for engines that take one
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str | None]:
         """What identifies the look: two runs with equal settings may share one video."""
-        return {"style": self.name, "engine": self.engine, "model_sha256": models.fingerprint(self.model)}
+        return {"style": self.name, "engine": self.engine, "model": str(self.model) if self.model else None,
+                "model_sha256": models.fingerprint(self.model) if self.model else None,
+                "image": str(self.image) if self.image else None,
+                "image_sha256": models.fingerprint(self.image) if self.image else None}
+
+    def with_model(self, model: Path) -> Style:
+        return Style(self.name, self.engine, model, self.image)
 
 
 def _image_style(path: Path, engine: str | None) -> Style:
-    """A style image: it must exist and decode; model-based engines cannot use one."""
+    """A painting: it must exist and decode, and go to an engine that takes one."""
     if not path.is_file():
-        raise UsageError(f"style image {path}: no such file")
+        raise UsageError(f"style image {str(path)!r}: no such file")
     try:
         storage.read_rgb(path)
     except ValueError:
         raise ModelError(f"style image {path}: not a readable image (corrupt, or not an image at all)") from None
-    engine = engine or "fast"
+    engine = engine or IMAGE_ENGINE
     if engine in MODEL_FAMILIES:
         raise UsageError(f"style {path.name} is an image, but the {engine!r} engine needs a trained model: "
-                         f"give a style name ({', '.join(available()) or 'see styles/'}) or a model folder")
-    return Style(name=str(path.resolve()), engine=engine, model=path.resolve())
+                         f"give a style name ({', '.join(available()) or 'see styles/'}) or a model folder, "
+                         f"or use --engine {IMAGE_ENGINE}")
+    return Style(name=str(path.resolve()), engine=engine, model=None, image=path.resolve())
 
 
 def styles_dir() -> Path:

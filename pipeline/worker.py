@@ -27,6 +27,7 @@ import numpy as np
 
 from . import engines, faults, resources, storage
 from .frames import frame_name
+from .temporal import Sequence, Temporal
 
 
 def _die_with_parent() -> None:
@@ -85,6 +86,8 @@ class Worker:
         self.ext = str(config["ext"])
         self.max_side = config.get("max_side")
         self.engine = engines.load(config["engine"], Path(config["model"]), config.get("options", {}))
+        self.sequence = Sequence(self.engine, Temporal.from_config(config.get("temporal")),
+                                 self.working_frame, self.done_frame)
 
     def emit(self, event: str, **fields: Any) -> None:
         self.out.write(json.dumps({"event": event, **fields}) + "\n")
@@ -95,7 +98,7 @@ class Worker:
             started = time.monotonic()
             out_of_memory = False
             try:
-                digest = self.stylize_one(index)
+                digest, stats = self.stylize_one(index)
             except MemoryError:  # reported below, once leaving here freed what its traceback holds
                 out_of_memory = True
             except OSError as exc:
@@ -106,19 +109,30 @@ class Worker:
                 kind = "out_of_memory" if resources.is_out_of_memory(exc) else "exception"
                 self.emit("failed", frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
             else:
-                self.emit("done", frame=index, seconds=round(time.monotonic() - started, 4), hash=digest)
+                self.emit("done", frame=index, seconds=round(time.monotonic() - started, 4), hash=digest, stats=stats)
             if out_of_memory:
                 self.emit("failed", frame=index, kind="out_of_memory", message=resources.out_of_memory_message())
         self.emit("chunk_end")
 
-    def stylize_one(self, index: int) -> str:
+    def working_frame(self, index: int) -> np.ndarray:
+        return fit(storage.read_rgb(self.frames_dir / frame_name(index, self.width, self.ext)), self.max_side)
+
+    def done_frame(self, index: int) -> np.ndarray | None:
+        """A styled frame already in the job (published files are complete), at the working size."""
+        path = self.styled_dir / frame_name(index, self.width, self.ext)
+        try:
+            return fit(storage.read_rgb(path), self.max_side) if path.is_file() else None
+        except (OSError, ValueError):
+            return None
+
+    def stylize_one(self, index: int) -> tuple[str, dict[str, Any]]:
         name = frame_name(index, self.width, self.ext)
         frame = storage.read_rgb(self.frames_dir / name)
         faults.strike(index, "engine")
-        styled = restore(self.engine.stylize([fit(frame, self.max_side)])[0], frame.shape)
-        data = storage.encode(styled, self.ext)
+        styled, stats = self.sequence.stylize(index, fit(frame, self.max_side))
+        data = storage.encode(restore(styled, frame.shape), self.ext)
         storage.publish(self.styled_dir / name, data, lambda point: faults.strike(index, point))
-        return storage.digest(data)
+        return storage.digest(data), stats
 
 
 def main() -> int:

@@ -271,10 +271,10 @@ ARGS: list[tuple[str, Callable[[Path], list[str]], int, list[str]]] = [
     ("frame-timeout 0", lambda t: ["stylize", "--frame-timeout", "0"], 2, ["--frame-timeout"]),
     ("max-side 8", lambda t: ["stylize", "--max-side", "8"], 2, ["--max-side"]),
     ("unknown option", lambda t: ["stylize", "--colour", "red"], 2, ["no such option", "--help"]),
-    ("missing style image", lambda t: ["stylize", "--style", str(t / "starry.jpg")], 2, ["starry.jpg: no such file"]),
+    ("missing style image", lambda t: ["stylize", "--style", str(t / "starry.jpg")], 2, ["starry.jpg", "no such file"]),
     ("corrupt style image", lambda t: ["stylize", "--style", style_image(t, "bad.jpg", b"\xff\xd8 not really")], 1,
      ["bad.jpg: not a readable image"]),
-    ("image for a model engine", lambda t: ["stylize", "--style", style_image(t, "ok.png", synthetic(
+    ("image for a model engine", lambda t: ["stylize", "--engine", "fast", "--style", style_image(t, "ok.png", synthetic(
         t / "ok.png", frames=1).read_bytes())], 2, ["ok.png is an image", "needs a trained model"]),
     ("unknown style", lambda t: ["stylize", "--style", "no-such-style"], 2, ["unknown style 'no-such-style'"]),
     ("missing model path", lambda t: ["stylize", "--style", "/no/such/model"], 2, ["no such file"]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,3 +72,25 @@ def test_relative_jobs_dir_assembles(tmp_path: Path, vpipe: Callable[..., Result
     result = vpipe("assemble", "--fill", "original")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "rel-jobs/clip/output.mp4").is_file()
+
+
+def test_temporal_option_takes_an_optional_weight(vpipe: Callable[..., Result], clip: Path, tmp_path: Path) -> None:
+    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    one_line_error(vpipe("stylize", "--engine", "posterize", "--style", str(model), "--temporal", "abc"), 2,
+                   "--temporal 'abc'")
+
+    def settings() -> dict[str, object]:
+        with sqlite3.connect(tmp_path / "jobs" / "t" / "manifest.sqlite") as conn:
+            return dict(json.loads(conn.execute("SELECT value FROM meta WHERE key='settings'").fetchone()[0]))
+
+    common = ["stylize", "--engine", "posterize", "--style", str(model), "--range", "1-2", "--restart"]
+    assert vpipe(*common, "--temporal").exit_code == 0
+    assert settings()["temporal"] == {"weight": 0.5}  # a plain engine's default blend
+    assert vpipe(*common, "--temporal", "0.8").exit_code == 0
+    assert settings()["temporal"] == {"weight": 0.8}
+    assert vpipe(*common, "--no-temporal").exit_code == 0
+    assert settings()["temporal"] is None
+    assert vpipe(*common).exit_code == 0
+    assert settings()["temporal"] is None  # off by default for plain engines

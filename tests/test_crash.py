@@ -223,7 +223,8 @@ def test_a_crash_at_each_step_of_publishing_loses_and_corrupts_nothing(
         assert final.exists() == (point not in ("written", "synced"))
         assert bool(list((job / "styled").glob(f".{final.name}.tmp-*"))) == (point in ("written", "synced"))
         assert status == (Status.DONE if point == "commit_after" else Status.RUNNING)
-        assert done_before >= set(range(1, K))
+        # chunk 1-4 ended before chunk 5-8 was sent; frame 5's `done` may still be on its way when K strikes
+        assert done_before >= {1, 2, 3, 4}
         assert_sound(job)
         before = file_ids(job, done_before)
         resumed = vpipe(*args)  # the same command, without faults

@@ -383,3 +383,18 @@ def test_throughput_never_zero_seconds(m: Manifest, clock: FakeClock) -> None:
     done, seconds = m.throughput()  # type: ignore[misc]
     assert done == 1
     assert 0 < seconds <= 1e-6
+
+
+def test_version_1_manifest_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.sqlite"
+    Manifest.create(path, 3, {"ext": "png"})
+    with sqlite3.connect(path) as conn:  # what vpipe 0.1 wrote: no stats column, version 1
+        conn.execute("ALTER TABLE frames DROP COLUMN stats")
+        conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    m = Manifest.open(path)
+    try:
+        assert m.meta("schema_version") == SCHEMA_VERSION
+        m.mark_done(2, 1, 0.5, "abc", {"iterations": 7, "loss": 1.5})
+        assert m.stats() == {2: {"iterations": 7, "loss": 1.5}}
+    finally:
+        m.close()

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import UsageError
 from .base import Engine
 
-BUILTIN = {"fast": "pipeline.engines.fast:load"}
+BUILTIN = {"fast": "pipeline.engines.fast:load", "gatys": "pipeline.engines.gatys:load"}
 
 
 def registry() -> dict[str, str]:

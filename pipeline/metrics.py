@@ -1,0 +1,148 @@
+"""`vpipe metrics`: how steady (warping error) and how styled (Gram distance) a job's frames are.
+
+E_warp follows Lai et al. (2018): each styled frame is warped back onto the one before it with DIS
+flow computed on the ORIGINAL frames, and the squared RGB difference in [0, 1] is averaged over the
+pixels Ruder's mask trusts. The style loss is the Gram distance of a frame to the style image on
+SqueezeNet features (the gatys engine's own style loss), so steadiness bought by washing out the
+style shows up. Both are also given for the source frames as a reference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import flow, models, storage
+from .errors import ModelError, UsageError
+from .frames import FrameRange, frame_name
+from .job import Job, find_job
+from .manifest import Manifest, Status
+from .worker import fit
+
+MAX_SIDE = 640  # frames are measured at most this large (flow cost); the same for every job
+STYLE_SAMPLES = 16  # frames whose style loss is averaged (evenly spread over the range)
+
+
+@dataclass
+class Report:
+    job: str
+    first: int
+    last: int
+    frames: int  # styled frames measured
+    pairs: int
+    warping_error: float | None
+    source_warping_error: float | None
+    style_loss: float | None = None
+    source_style_loss: float | None = None
+    style_image: str | None = None
+    notes: list[str] = field(default_factory=list)
+    measured_at: float = field(default_factory=time.time)
+
+
+def pair_errors(frames: list[np.ndarray], sources: list[np.ndarray]) -> list[float]:
+    """E_pair for each consecutive pair of a run of frames."""
+    return [flow.pair_error(frames[t - 1], frames[t], sources[t - 1], sources[t]) for t in range(1, len(frames))]
+
+
+def warping_error(frames: list[np.ndarray], sources: list[np.ndarray]) -> float | None:
+    """E_warp: mean E_pair over consecutive pairs (None with fewer than two frames)."""
+    errors = pair_errors(frames, sources)
+    return float(np.mean(errors)) if errors else None
+
+
+def runs(indices: list[int]) -> list[list[int]]:
+    """Split sorted frame indices into runs of consecutive frames (pairs never span a gap)."""
+    out: list[list[int]] = []
+    for i in indices:
+        if out and out[-1][-1] == i - 1:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
+def spread(indices: list[int], count: int) -> list[int]:
+    if len(indices) <= count:
+        return indices
+    return [indices[round(k * (len(indices) - 1) / (count - 1))] for k in range(count)] if count > 1 else indices[:1]
+
+
+def style_distance(style_image: Path, images: list[np.ndarray]) -> list[float]:
+    """Gram distance of each image to the style image (SqueezeNet, the gatys defaults)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from .engines import features, gatys
+
+    net = features.load("squeezenet", models.find(models.FEATURE_NETS["squeezenet"]))
+    engine = gatys.GatysEngine(gatys.read_image(style_image), net, gatys.Settings())
+    out = []
+    for image in images:
+        feats = net(tf.constant(image[None], tf.float32), list(engine.style_weights))
+        grams = {k: gatys.gram(feats[k]) for k in engine.style_weights}
+        targets = engine.style_targets(*image.shape[:2])
+        out.append(float(gatys.style_loss(grams, targets, engine.style_weights)))
+    return out
+
+
+def measure(base: Path, name: str | None, frames: FrameRange | None, style_image: Path | None) -> Report:
+    job, _ = find_job(base, name)
+    manifest = Manifest.open(job.manifest_path)
+    try:
+        total = manifest.frame_count()
+        first, last = frames.resolve(total) if frames else (1, total)
+        done = manifest.frames(Status.DONE, first, last)
+        width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+        settings = manifest.meta("settings") or {}
+    finally:
+        manifest.close()
+    if not done:
+        raise UsageError(f"job {job.name!r}: no styled frames in {first}-{last} to measure")
+    read = _reader(job, width, ext)
+    styled_errors: list[float] = []
+    source_errors: list[float] = []
+    notes: list[str] = []
+    for run in runs(done):
+        sources = [read(job.frames_dir, i) for i in run]
+        styled_errors += pair_errors([read(job.styled_dir, i) for i in run], sources)
+        source_errors += pair_errors(sources, sources)
+    pairs = len(styled_errors)
+    report = Report(job.name, first, last, len(done), pairs, float(np.mean(styled_errors)) if pairs else None,
+                    float(np.mean(source_errors)) if pairs else None, notes=notes)
+    image = style_image or (Path(settings["image"]) if settings.get("image") else None)
+    if image is None:
+        notes.append("no style image known for this job: pass --style-image to get the style loss")
+    else:
+        sample = spread(done, STYLE_SAMPLES)
+        try:
+            report.style_loss = float(np.mean(style_distance(image, [read(job.styled_dir, i) for i in sample])))
+            report.source_style_loss = float(np.mean(style_distance(image, [read(job.frames_dir, i) for i in sample])))
+            report.style_image = str(image)
+        except ModelError as exc:
+            notes.append(f"style loss skipped: {exc}")
+    _save(job, report)
+    return report
+
+
+def _reader(job: Job, width: int, ext: str) -> Callable[[Path, int], np.ndarray]:
+    def read(folder: Path, index: int) -> np.ndarray:
+        return fit(storage.read_rgb(folder / frame_name(index, width, ext)), MAX_SIDE)
+    return read
+
+
+def _save(job: Job, report: Report) -> None:
+    """Keep the latest measurement per range in jobs/NAME/metrics.json (written atomically)."""
+    path = job.root / "metrics.json"
+    try:
+        saved: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        saved = {}
+    saved[f"{report.first}-{report.last}"] = asdict(report)
+    storage.publish(path, json.dumps(saved, indent=1).encode())
