@@ -1,0 +1,294 @@
+"""The model store: what is present where, `pull` from the canonical URL, `import` a local copy.
+
+Everything is written into the user cache (models.cache_dir()) through a hidden staging file or
+folder next to the target, checked against the catalogue's digest, then renamed into place, so a
+model is either complete under its name or absent. Nothing here loads or runs a model file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import catalogue, models
+from .catalogue import Entry, Remote
+from .errors import ModelError, UsageError
+
+TIMEOUT = 30.0
+BLOCK = 1 << 20
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mismatch(path: Path, remote: Remote) -> str | None:
+    """None when `path` is the published file, else what differs (one phrase)."""
+    if not path.is_file():
+        return "missing"
+    if remote.size is not None and path.stat().st_size != remote.size:
+        return f"{path.stat().st_size} bytes, expected {remote.size}"
+    got = file_digest(path, remote.algorithm)
+    return None if got == remote.digest else f"{remote.algorithm} {got[:12]}..., expected {remote.digest[:12]}..."
+
+
+@dataclass(frozen=True)
+class Presence:
+    entry: Entry
+    where: Path | None  # the copy find() would use: the first on the search path
+    present: int = 0  # files of the entry found there
+    size: int = 0  # their bytes
+    damaged: tuple[str, ...] = ()  # files whose size (or, when verified, digest) is wrong
+
+    @property
+    def state(self) -> str:
+        total = len(self.entry.files)
+        if self.where is None:
+            return "missing"
+        if self.damaged:
+            return f"damaged ({', '.join(self.damaged[:3])}{' ...' if len(self.damaged) > 3 else ''})"
+        return "present" if self.present == total else f"incomplete ({self.present}/{total} files)"
+
+
+def presence(entry: Entry, verify: bool = False) -> Presence:
+    for root in models.search_path():
+        where = root / entry.location
+        if not where.exists():
+            continue
+        present, size, damaged = 0, 0, []
+        for remote in entry.files:
+            path = root / remote.path
+            if not path.is_file():
+                continue
+            present, size = present + 1, size + path.stat().st_size
+            wrong = mismatch(path, remote) if verify else (
+                "size" if remote.size is not None and path.stat().st_size != remote.size else None)
+            if wrong:
+                damaged.append(entry.relative(remote))
+        return Presence(entry, where, present, size, tuple(damaged))
+    return Presence(entry, None)
+
+
+def listing(verify: bool = False) -> list[Presence]:
+    return [presence(entry, verify) for entry in catalogue.entries().values()]
+
+
+# ---------------------------------------------------------------- writing into the cache
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _install(staging: Path, target: Path) -> None:
+    """Rename a complete staging file or folder to `target`, replacing what was there."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists() or target.is_symlink():
+        os.replace(target, old)
+    os.replace(staging, target)
+    _fsync(target.parent)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old.exists() or old.is_symlink():
+        old.unlink()
+
+
+def _discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _staging(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    _discard(staging)
+    return staging
+
+
+def fetch(url: str, dest: Path, algorithm: str) -> str:
+    """Download `url` to `dest` (fsynced); returns the digest of what arrived."""
+    digest = hashlib.new(algorithm)
+    request = urllib.request.Request(url, headers={"User-Agent": "vpipe"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
+        for block in iter(lambda: response.read(BLOCK), b""):
+            digest.update(block)
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def _offline(entry: Entry, remote: Remote, target: Path, exc: BaseException) -> ModelError:
+    reason = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else \
+        str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    host = urllib.parse.urlsplit(remote.url).netloc or remote.url
+    kind = f"the folder {entry.location} (its {len(entry.files)} files from {remote.url.rsplit('/', 1)[0]}/)" \
+        if entry.folder else f"{remote.url}"
+    return ModelError(f"cannot download {entry.name} from {host} ({reason}): place {kind} at {target}, "
+                      f"or `vpipe models import PATH` a copy")
+
+
+@dataclass
+class Result:
+    name: str
+    path: Path
+    copied: int = 0  # files downloaded or copied
+    already: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def pull(name: str) -> Result:
+    """Download a catalogue entry into the cache, unless a verified copy is already on the search path."""
+    entry = catalogue.lookup(name)
+    found = presence(entry, verify=True)
+    if found.where is not None and found.state == "present":
+        return Result(entry.name, found.where, already=True)
+    target = models.cache_dir() / entry.location
+    staging = _staging(target)
+    try:
+        if entry.folder:
+            staging.mkdir()
+        for remote in entry.files:
+            dest = staging / entry.relative(remote) if entry.folder else staging
+            try:
+                got = fetch(remote.url, dest, remote.algorithm)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                raise _offline(entry, remote, target, exc) from None
+            if got != remote.digest:
+                raise ModelError(f"{remote.url}: the download does not match its published {remote.algorithm} "
+                                 f"({got[:12]}..., expected {remote.digest[:12]}...); nothing was installed: "
+                                 f"try again, or place a verified copy at {target}")
+        _install(staging, target)
+    finally:
+        _discard(staging)
+    return Result(entry.name, target, copied=len(entry.files))
+
+
+def _copy(source: Path, dest: Path) -> None:
+    shutil.copyfile(source, dest)
+    _fsync(dest)
+
+
+def _digests(path: Path) -> dict[str, str]:
+    """sha256 and md5 of a file in one pass."""
+    digests = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            for digest in digests.values():
+                digest.update(block)
+    return {k: v.hexdigest() for k, v in digests.items()}
+
+
+def verified_files(source: Path, entry: Entry) -> list[tuple[Path, Remote]]:
+    """The entry's files that `source` (a file or a folder) holds, each checked against the catalogue."""
+    if source.is_file():
+        digests = _digests(source)
+        pairs = [(source, r) for r in entry.files if digests[r.algorithm] == r.digest]
+        if not pairs:
+            first = entry.files[0]
+            detail = f"{first.algorithm} {digests[first.algorithm][:12]}..., expected {first.digest[:12]}..." \
+                if not entry.folder else f"its checksum matches none of the {len(entry.files)} files of {entry.name}"
+            raise ModelError(f"{source} is not the published {entry.name} ({detail}): nothing was imported")
+        return pairs[:1]
+    pairs, wrong = [], []
+    for remote in entry.files:
+        path = source / entry.relative(remote)
+        problem = mismatch(path, remote)
+        if problem is None:
+            pairs.append((path, remote))
+        elif problem != "missing":
+            wrong.append(f"{entry.relative(remote)}: {problem}")
+    if wrong or not pairs:
+        detail = "; ".join(wrong[:2]) or f"none of its {len(entry.files)} files is in that folder"
+        raise ModelError(f"{source} is not the published {entry.name} ({detail}): nothing was imported")
+    return pairs
+
+
+def identify(source: Path) -> Entry | None:
+    """The catalogue entry whose published file(s) `source` holds, found by checksum."""
+    known = catalogue.entries().values()
+    if source.is_file():
+        digests = _digests(source)
+        return next((e for e in known for r in e.files if digests[r.algorithm] == r.digest), None)
+    for entry in known:
+        try:
+            verified_files(source, entry)
+        except ModelError:
+            continue
+        return entry
+    return None
+
+
+def _entry_named(name: str) -> Entry | None:
+    try:
+        return catalogue.lookup(name)
+    except UsageError:
+        return None
+
+
+def import_model(source: Path, name: str | None = None, force: bool = False) -> Result:
+    """Copy a local model into the cache: verified when it is (or is named as) a catalogue entry."""
+    if not source.exists():
+        raise UsageError(f"{source}: no such file or folder")
+    entry = _entry_named(name) if name else identify(source)
+    if entry is None:
+        if name is None:
+            raise UsageError(f"{source} matches no model in the catalogue (checksums differ): give --name NAME "
+                             "to copy it into the cache as a model of your own")
+        return _import_own(source, catalogue.safe_location(name), force)
+    pairs = verified_files(source, entry)
+    target = models.cache_dir() / entry.location
+    staging = _staging(target)
+    try:
+        if entry.folder:
+            staging.mkdir()
+            have = {r for _, r in pairs}
+            for remote in entry.files:  # files of the entry already in the cache that verify are kept
+                kept = target / entry.relative(remote)
+                if remote not in have and target.is_dir() and mismatch(kept, remote) is None:
+                    pairs.append((kept, remote))
+            for path, remote in pairs:
+                _copy(path, staging / entry.relative(remote))
+        else:
+            _copy(pairs[0][0], staging)
+        _install(staging, target)
+    finally:
+        _discard(staging)
+    result = Result(entry.name, target, copied=len(pairs))
+    if len(pairs) < len(entry.files):
+        result.notes.append(f"{entry.name} is incomplete: {len(pairs)} of {len(entry.files)} files "
+                            f"(`vpipe models pull {entry.name}` fetches them all)")
+    return result
+
+
+def _import_own(source: Path, location: str, force: bool) -> Result:
+    target = models.cache_dir() / location
+    if (target.exists() or target.is_symlink()) and not force:
+        raise UsageError(f"{target} already exists: use --force to replace it")
+    staging = _staging(target)
+    try:
+        if source.is_dir():
+            shutil.copytree(source, staging, symlinks=False)
+        else:
+            _copy(source, staging)
+        _install(staging, target)
+    finally:
+        _discard(staging)
+    count = sum(1 for p in target.rglob("*") if p.is_file()) if target.is_dir() else 1
+    return Result(location, target, copied=count, notes=["not in the catalogue: copied without a checksum check"])
