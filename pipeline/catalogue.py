@@ -93,16 +93,6 @@ def covering(location: str, known: dict[str, Entry] | None = None) -> Entry | No
     return None
 
 
-def remote(location: str, known: dict[str, Entry] | None = None) -> Remote | None:
-    """The published file at `location`, if the catalogue has one there."""
-    known = entries() if known is None else known
-    for entry in known.values():
-        for item in entry.files:
-            if item.path == location:
-                return item
-    return None
-
-
 def safe_location(name: str) -> str:
     """A user-given model name as a relative location: no absolute paths, no '..', no empty parts."""
     parts = PurePosixPath(name).parts

@@ -39,6 +39,8 @@ def list_models(verify: bool) -> None:
 def pull(name: str) -> None:
     """Download NAME from its canonical URL into the cache, checksum verified."""
     result = store.pull(name)
+    for note in result.notes:
+        click.echo(f"note: {note}")
     if result.already:
         click.echo(f"{result.name}: already present and verified at {result.path}")
     else:

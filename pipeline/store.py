@@ -177,7 +177,10 @@ def pull(name: str) -> Result:
         _install(staging, target)
     finally:
         _discard(staging)
-    return Result(entry.name, target, copied=len(entry.files))
+    result = Result(entry.name, target, copied=len(entry.files))
+    if found.where is not None and found.where != target:
+        result.notes.append(f"the {found.state} copy at {found.where} comes first on the search path: remove it")
+    return result
 
 
 def _copy(source: Path, dest: Path) -> None:
