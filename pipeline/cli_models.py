@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import models, sheet, store
+from . import model_import, models, sheet, store
 
 
 def _size(count: int) -> str:
@@ -53,7 +53,7 @@ def pull(name: str) -> None:
 @click.option("--force", is_flag=True, help="Replace a model of your own that has this name.")
 def import_(path: Path, name: str | None, force: bool) -> None:
     """Copy a local model file or folder into the cache (verified when the catalogue knows it)."""
-    result = store.import_model(path, name, force)
+    result = model_import.import_model(path, name, force)
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"{result.name}: {result.copied} files imported into {result.path}")

@@ -1,8 +1,9 @@
-"""The model store: what is present where, `pull` from the canonical URL, `import` a local copy.
+"""The model store: what is present where, and `pull` from the canonical URL.
 
-Everything is written into the user cache (models.cache_dir()) through a hidden staging file or
-folder next to the target, checked against the catalogue's digest, then renamed into place, so a
-model is either complete under its name or absent. Nothing here loads or runs a model file.
+Downloads (and imports, pipeline/model_import.py) go into the user cache (models.cache_dir())
+through a hidden staging file or folder next to the target, are checked against the catalogue's
+digest, then renamed into place: a model is complete under its name or absent. Nothing here loads
+or runs a model file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import catalogue, models
 from .catalogue import Entry, Remote
-from .errors import ModelError, UsageError
+from .errors import ModelError
 
 TIMEOUT = 30.0
 BLOCK = 1 << 20
@@ -86,7 +87,7 @@ def listing(verify: bool = False) -> list[Presence]:
 # ---------------------------------------------------------------- writing into the cache
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -94,30 +95,35 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _install(staging: Path, target: Path) -> None:
+def install(staging: Path, target: Path) -> None:
     """Rename a complete staging file or folder to `target`, replacing what was there."""
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists() or target.is_symlink():
         os.replace(target, old)
     os.replace(staging, target)
-    _fsync(target.parent)
+    fsync_path(target.parent)
     if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
     elif old.exists() or old.is_symlink():
         old.unlink()
 
 
-def _discard(path: Path) -> None:
+def discard(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
 
 
-def _staging(target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    _discard(staging)
+def staging_for(target: Path) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        discard(staging)
+        staging.touch()
+        staging.unlink()
+    except OSError as exc:
+        raise ModelError(f"cannot write to the model cache {target.parent}: {exc.strerror or exc}") from None
     return staging
 
 
@@ -128,7 +134,10 @@ def fetch(url: str, dest: Path, algorithm: str) -> str:
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
         for block in iter(lambda: response.read(BLOCK), b""):
             digest.update(block)
-            out.write(block)
+            try:
+                out.write(block)
+            except OSError as exc:  # the disk, not the network: no "place it at" advice
+                raise ModelError(f"cannot write {dest}: {exc.strerror or exc}") from None
         out.flush()
         os.fsync(out.fileno())
     return digest.hexdigest()
@@ -160,7 +169,7 @@ def pull(name: str) -> Result:
     if found.where is not None and found.state == "present":
         return Result(entry.name, found.where, already=True)
     target = models.cache_dir() / entry.location
-    staging = _staging(target)
+    staging = staging_for(target)
     try:
         if entry.folder:
             staging.mkdir()
@@ -174,124 +183,10 @@ def pull(name: str) -> Result:
                 raise ModelError(f"{remote.url}: the download does not match its published {remote.algorithm} "
                                  f"({got[:12]}..., expected {remote.digest[:12]}...); nothing was installed: "
                                  f"try again, or place a verified copy at {target}")
-        _install(staging, target)
+        install(staging, target)
     finally:
-        _discard(staging)
+        discard(staging)
     result = Result(entry.name, target, copied=len(entry.files))
     if found.where is not None and found.where != target:
         result.notes.append(f"the {found.state} copy at {found.where} comes first on the search path: remove it")
     return result
-
-
-def _copy(source: Path, dest: Path) -> None:
-    shutil.copyfile(source, dest)
-    _fsync(dest)
-
-
-def _digests(path: Path) -> dict[str, str]:
-    """sha256 and md5 of a file in one pass."""
-    digests = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            for digest in digests.values():
-                digest.update(block)
-    return {k: v.hexdigest() for k, v in digests.items()}
-
-
-def verified_files(source: Path, entry: Entry) -> list[tuple[Path, Remote]]:
-    """The entry's files that `source` (a file or a folder) holds, each checked against the catalogue."""
-    if source.is_file():
-        digests = _digests(source)
-        pairs = [(source, r) for r in entry.files if digests[r.algorithm] == r.digest]
-        if not pairs:
-            first = entry.files[0]
-            detail = f"{first.algorithm} {digests[first.algorithm][:12]}..., expected {first.digest[:12]}..." \
-                if not entry.folder else f"its checksum matches none of the {len(entry.files)} files of {entry.name}"
-            raise ModelError(f"{source} is not the published {entry.name} ({detail}): nothing was imported")
-        return pairs[:1]
-    pairs, wrong = [], []
-    for remote in entry.files:
-        path = source / entry.relative(remote)
-        problem = mismatch(path, remote)
-        if problem is None:
-            pairs.append((path, remote))
-        elif problem != "missing":
-            wrong.append(f"{entry.relative(remote)}: {problem}")
-    if wrong or not pairs:
-        detail = "; ".join(wrong[:2]) or f"none of its {len(entry.files)} files is in that folder"
-        raise ModelError(f"{source} is not the published {entry.name} ({detail}): nothing was imported")
-    return pairs
-
-
-def identify(source: Path) -> Entry | None:
-    """The catalogue entry whose published file(s) `source` holds, found by checksum."""
-    known = catalogue.entries().values()
-    if source.is_file():
-        digests = _digests(source)
-        return next((e for e in known for r in e.files if digests[r.algorithm] == r.digest), None)
-    for entry in known:
-        try:
-            verified_files(source, entry)
-        except ModelError:
-            continue
-        return entry
-    return None
-
-
-def _entry_named(name: str) -> Entry | None:
-    try:
-        return catalogue.lookup(name)
-    except UsageError:
-        return None
-
-
-def import_model(source: Path, name: str | None = None, force: bool = False) -> Result:
-    """Copy a local model into the cache: verified when it is (or is named as) a catalogue entry."""
-    if not source.exists():
-        raise UsageError(f"{source}: no such file or folder")
-    entry = _entry_named(name) if name else identify(source)
-    if entry is None:
-        if name is None:
-            raise UsageError(f"{source} matches no model in the catalogue (checksums differ): give --name NAME "
-                             "to copy it into the cache as a model of your own")
-        return _import_own(source, catalogue.safe_location(name), force)
-    pairs = verified_files(source, entry)
-    target = models.cache_dir() / entry.location
-    staging = _staging(target)
-    try:
-        if entry.folder:
-            staging.mkdir()
-            have = {r for _, r in pairs}
-            for remote in entry.files:  # files of the entry already in the cache that verify are kept
-                kept = target / entry.relative(remote)
-                if remote not in have and target.is_dir() and mismatch(kept, remote) is None:
-                    pairs.append((kept, remote))
-            for path, remote in pairs:
-                _copy(path, staging / entry.relative(remote))
-        else:
-            _copy(pairs[0][0], staging)
-        _install(staging, target)
-    finally:
-        _discard(staging)
-    result = Result(entry.name, target, copied=len(pairs))
-    if len(pairs) < len(entry.files):
-        result.notes.append(f"{entry.name} is incomplete: {len(pairs)} of {len(entry.files)} files "
-                            f"(`vpipe models pull {entry.name}` fetches them all)")
-    return result
-
-
-def _import_own(source: Path, location: str, force: bool) -> Result:
-    target = models.cache_dir() / location
-    if (target.exists() or target.is_symlink()) and not force:
-        raise UsageError(f"{target} already exists: use --force to replace it")
-    staging = _staging(target)
-    try:
-        if source.is_dir():
-            shutil.copytree(source, staging, symlinks=False)
-        else:
-            _copy(source, staging)
-        _install(staging, target)
-    finally:
-        _discard(staging)
-    count = sum(1 for p in target.rglob("*") if p.is_file()) if target.is_dir() else 1
-    return Result(location, target, copied=count, notes=["not in the catalogue: copied without a checksum check"])

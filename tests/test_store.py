@@ -269,3 +269,14 @@ def test_import_a_model_of_your_own(dirs: dict[str, Path], tmp_path: Path, vpipe
     one_line(vpipe("models", "import", str(own), "--name", "../escape"), 2, "relative name")
     one_line(vpipe("models", "import", str(tmp_path / "absent")), 2, "no such file or folder")
     assert leftovers(dirs["cache"]) == []
+
+
+def test_an_unwritable_cache_is_one_line(dirs: dict[str, Path], tmp_path: Path, served: tuple[Path, str],
+                                         monkeypatch: pytest.MonkeyPatch, vpipe: Callable[..., Result]) -> None:
+    root, url = served
+    fake_catalogue(monkeypatch, root, url)
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    one_line(vpipe("models", "pull", "demo"), 1, "cannot write to the model cache", str(blocker))
+    one_line(vpipe("models", "import", str(root / "one.bin")), 1, "cannot write to the model cache")
