@@ -15,6 +15,8 @@ import click
 
 from . import stages
 from . import verify as verify_stage
+from .cli_models import models_group, styles_command
+from .engines import PARAMS as ENGINE_PARAMS
 from .errors import DISK_FULL_HINT, DiskFullError, UsageError, VpipeError, is_disk_full
 from .frames import FrameRange, parse_range
 from .job import jobs_dir
@@ -153,8 +155,8 @@ def _temporal(value: str | None, off: bool) -> float | bool | None:
     return weight
 
 
-GATYS_PARAMS = ("net", "iterations", "optimizer", "style_weight", "content_weight", "tv_weight", "init", "seed",
-                "content_layers", "style_layers")
+GATYS_PARAMS = ENGINE_PARAMS["gatys"]
+ARBITRARY_PARAMS = ("strength",)  # on the command line; mode and transfer only in a style.toml
 
 
 def _layers(text: str | None, weighted: bool) -> Any:
@@ -178,8 +180,8 @@ def _layers(text: str | None, weighted: bool) -> Any:
 
 @main.command()
 @with_run_options
-@click.option("--style", help="Style name from styles/, a model path, or a painting (an image: gatys engine).")
-@click.option("--engine", help="Engine: fast, gatys (default: the style's).")
+@click.option("--style", help="Style name from styles/, a model path, or a painting (an image: arbitrary engine).")
+@click.option("--engine", help="Engine: fast, arbitrary, gatys (default: the style's; arbitrary for an image).")
 @click.option("--range", "frames", type=RangeType(), help="Frames A-B, 1-based inclusive (default all).")
 @click.option("--max-side", type=click.IntRange(min=16), help="Stylize at most this many pixels on the long side.")
 @click.option("--temporal", "temporal", is_flag=False, flag_value="on", metavar="[W]",
@@ -196,11 +198,13 @@ def _layers(text: str | None, weighted: bool) -> Any:
 @click.option("--seed", type=int, help="gatys: seed of the noise start (--init noise).")
 @click.option("--content-layers", help="gatys: content layers, e.g. fire3,fire5 (default per --net).")
 @click.option("--style-layers", help="gatys: style layers with weights, e.g. conv1:0.5,fire2,fire3 (default per --net).")
+@click.option("--strength", type=click.FloatRange(0, 1),
+              help="arbitrary: how much of the painting's style, 0..1 (default 1; less keeps more of the frame's own).")
 @click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
 @click.pass_context
 def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
     """Stylize pending frames in crash-isolated workers; resumable."""
-    params = {k: kw.pop(k) for k in GATYS_PARAMS}
+    params = {k: kw.pop(k) for k in (*GATYS_PARAMS, *ARBITRARY_PARAMS)}
     params["content_layers"] = _layers(params["content_layers"], weighted=False)
     params["style_layers"] = _layers(params["style_layers"], weighted=True)
     options = _run_options(**kw, temporal=_temporal(temporal, no_temporal),
@@ -315,6 +319,9 @@ def doctor() -> None:
     for key, value in stages.doctor():
         click.echo(f"{key:<18} {value}")
 
+
+main.add_command(models_group)
+main.add_command(styles_command)
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import catalogue
 from .errors import ModelError
 
 MODELS_ENV = "VPIPE_MODELS_DIR"
@@ -31,15 +32,8 @@ class Known:
     algorithm: str = "sha256"
 
 
-KNOWN = {
-    FEATURE_NETS["vgg19"]: Known("https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
-                                 "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                                 "253f8cb515780f3b799900260a226db6", "md5"),
-    FEATURE_NETS["squeezenet"]: Known("https://github.com/DeepCognition/keras-squeezenet/raw/"
-                                      "a73d4339aa4d37c51a0b3ba044bed55477abec73/"
-                                      "squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                                      "17154246284f555591549ac2c83e127abfbf4307dc4b0060fdaa2931d0fa38da"),
-}
+# Every published file of the catalogue (pipeline/catalogue.json), by its place under a models folder.
+KNOWN = {r.path: Known(r.url, r.digest, r.algorithm) for e in catalogue.entries().values() for r in e.files}
 
 
 def cache_dir() -> Path:
@@ -60,6 +54,9 @@ def find(name: str) -> Path:
             return candidate
     places = " or ".join(str(base / name) for base in search_path())
     source = f"; download: {KNOWN[name].url}" if name in KNOWN else ""
+    entry = catalogue.covering(name)
+    if entry:
+        source += f"; or run `vpipe models pull {entry.name}`"
     raise ModelError(f"model {name!r} not found: place it at {places} "
                      f"(or point {MODELS_ENV} at a folder that has {name}){source}")
 

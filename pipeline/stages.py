@@ -185,13 +185,12 @@ def _settings(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
         params = {**stored.get("params", {}), **options.params}
     else:
         style = styles.resolve(options.style, options.engine)
-        max_side, params = options.max_side, dict(options.params)
+        max_side, params = options.max_side, {**style.params, **options.params}
     engines.check_name(style.engine)
+    engines.check_params(style.engine, params)
     if style.engine == "gatys":
         params.setdefault("net", "squeezenet")
         style = style.with_model(models.verified(models.FEATURE_NETS[params["net"]]))
-    elif params:
-        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in params)}: only for the gatys engine")
     if style.model is None:
         raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
     if style.image:

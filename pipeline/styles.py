@@ -1,12 +1,18 @@
-"""Styles: what `--style` names. A style is a folder styles/<name>/ with a style.toml, a model
-folder or file given as a path, or a model name found by the model store."""
+"""Styles: what `--style` names. A style is a folder styles/<name>/ with a style.toml, a painting
+(an image file: the arbitrary engine by default, or gatys), a model folder or file given as a path,
+or a model name found by the model store.
+
+style.toml keys: engine (default "fast"), model (a path inside the style folder, or a model-store
+name), reference (the painting, relative to the folder; required by the arbitrary and gatys
+engines), params (a table of engine options, e.g. { strength = 0.8 }; the command line wins)."""
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import models, storage
 from .errors import ModelError, UsageError
@@ -19,7 +25,10 @@ MODEL_FAMILIES = {"fast": "lengstrom_fst"}
 
 # An image given as --style goes to an engine that takes any painting.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-IMAGE_ENGINE = "gatys"
+IMAGE_ENGINE = "arbitrary"
+IMAGE_ENGINES = ("arbitrary", "gatys")
+# The model-store entry an engine runs when a style gives only a painting (gatys: see stages).
+ENGINE_MODELS = {"arbitrary": "magenta_tflite"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,8 @@ class Style:
     engine: str
     model: Path | None  # the engine's weights (a style net, or the feature network for gatys)
     image: Path | None = None  # the painting, for engines that take one
+    params: dict[str, Any] = field(default_factory=dict, compare=False)  # style.toml's engine options
+    reference: Path | None = None  # the painting a style folder names (also for fast styles: the contact sheet)
 
     def settings(self) -> dict[str, str | None]:
         """What identifies the look: two runs with equal settings may share one video."""
@@ -37,7 +48,7 @@ class Style:
                 "image_sha256": models.fingerprint(self.image) if self.image else None}
 
     def with_model(self, model: Path) -> Style:
-        return Style(self.name, self.engine, model, self.image)
+        return replace(self, model=model)
 
 
 def _image_style(path: Path, engine: str | None) -> Style:
@@ -53,7 +64,8 @@ def _image_style(path: Path, engine: str | None) -> Style:
         raise UsageError(f"style {path.name} is an image, but the {engine!r} engine needs a trained model: "
                          f"give a style name ({', '.join(available()) or 'see styles/'}) or a model folder, "
                          f"or use --engine {IMAGE_ENGINE}")
-    return Style(name=str(path.resolve()), engine=engine, model=None, image=path.resolve())
+    return Style(name=str(path.resolve()), engine=engine, model=engine_model(engine), image=path.resolve(),
+                 reference=path.resolve())
 
 
 def styles_dir() -> Path:
@@ -63,6 +75,45 @@ def styles_dir() -> Path:
 def available() -> list[str]:
     base = styles_dir()
     return sorted(p.parent.name for p in base.glob("*/style.toml")) if base.is_dir() else []
+
+
+def engine_model(engine: str) -> Path | None:
+    """The model an engine runs for a bare painting, found by the model store (None: the engine has none)."""
+    return models.find(ENGINE_MODELS[engine]) if engine in ENGINE_MODELS else None
+
+
+def read_config(name: str, config: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(config.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"style {name!r}: {config} is not valid TOML ({exc})") from exc
+    if not isinstance(data.get("params", {}), dict):
+        raise UsageError(f"style {name!r}: params in {config} must be a table, e.g. params = {{ strength = 0.8 }}")
+    return data
+
+
+def from_folder(name: str, config: Path, engine: str | None) -> Style:
+    """A styles/<name>/style.toml as a Style; the painting is checked, the model found."""
+    data = read_config(name, config)
+    style_engine = str(data.get("engine", "fast"))
+    if engine and engine != style_engine:
+        raise UsageError(f"style {name!r} is for the {style_engine!r} engine, not {engine!r}")
+    reference = config.parent / str(data["reference"]) if data.get("reference") else None
+    if style_engine in IMAGE_ENGINES:
+        if reference is None:
+            raise UsageError(f"style {name!r}: the {style_engine} engine needs reference = \"painting.jpg\" in {config}")
+        if not reference.is_file():
+            raise UsageError(f"style {name!r}: its reference image {reference} is missing")
+    elif reference is not None and not reference.is_file():
+        reference = None  # only shown on the contact sheet
+    if data.get("model"):
+        local = config.parent / str(data["model"])
+        model: Path | None = local if local.exists() else models.find(str(data["model"]))
+    else:
+        model = engine_model(style_engine)
+    image = reference.resolve() if reference and style_engine in IMAGE_ENGINES else None
+    return Style(name=name, engine=style_engine, model=model, image=image, params=dict(data.get("params", {})),
+                 reference=reference)
 
 
 def resolve(style: str | None, engine: str | None) -> Style:
@@ -77,16 +128,7 @@ def resolve(style: str | None, engine: str | None) -> Style:
         raise UsageError(f"style {style!r}: no such file or folder")
     config = styles_dir() / style / "style.toml"
     if config.is_file():
-        try:
-            data = tomllib.loads(config.read_text())
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"style {style!r}: {config} is not valid TOML ({exc})") from exc
-        style_engine = str(data.get("engine", "fast"))
-        if engine and engine != style_engine:
-            raise UsageError(f"style {style!r} is for the {style_engine!r} engine, not {engine!r}")
-        local = config.parent / str(data.get("model", ""))
-        model = local if data.get("model") and local.exists() else models.find(str(data.get("model")))
-        return Style(name=style, engine=style_engine, model=model)
+        return from_folder(style, config, engine)
     family = MODEL_FAMILIES.get(engine or "fast")
     if family:
         try:

@@ -14,7 +14,14 @@ from typing import Any
 from ..errors import UsageError
 from .base import Engine
 
-BUILTIN = {"fast": "pipeline.engines.fast:load", "gatys": "pipeline.engines.gatys:load"}
+BUILTIN = {"fast": "pipeline.engines.fast:load", "gatys": "pipeline.engines.gatys:load",
+           "arbitrary": "pipeline.engines.arbitrary:load"}
+# The options each engine takes (command line, or a style.toml's params); any other is refused.
+PARAMS = {
+    "gatys": ("net", "iterations", "optimizer", "style_weight", "content_weight", "tv_weight", "init", "seed",
+              "content_layers", "style_layers"),
+    "arbitrary": ("strength", "mode", "transfer"),
+}
 
 
 def registry() -> dict[str, str]:
@@ -27,6 +34,20 @@ def check_name(name: str) -> str:
     if name not in registry():
         raise UsageError(f"unknown engine {name!r} (known: {', '.join(sorted(registry()))})")
     return name
+
+
+def check_params(name: str, params: dict[str, Any]) -> None:
+    """Refuse options the engine does not take, naming the engine that does."""
+    refused = [k for k in params if k not in PARAMS.get(name, ())]
+    if not refused:
+        return
+    by_owner: dict[str, list[str]] = {}
+    for key in refused:
+        owner = next((engine for engine, keys in PARAMS.items() if key in keys), "")
+        by_owner.setdefault(owner, []).append("--" + key.replace("_", "-"))
+    raise UsageError("; ".join(f"{', '.join(flags)}: " + (f"only for the {owner} engine" if owner else
+                                                          f"not an option of the {name} engine")
+                               for owner, flags in by_owner.items()))
 
 
 def load(name: str, model: Path, options: dict[str, Any]) -> Engine:

@@ -1,0 +1,192 @@
+"""The model store: what is present where, and `pull` from the canonical URL.
+
+Downloads (and imports, pipeline/model_import.py) go into the user cache (models.cache_dir())
+through a hidden staging file or folder next to the target, are checked against the catalogue's
+digest, then renamed into place: a model is complete under its name or absent. Nothing here loads
+or runs a model file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import catalogue, models
+from .catalogue import Entry, Remote
+from .errors import ModelError
+
+TIMEOUT = 30.0
+BLOCK = 1 << 20
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def mismatch(path: Path, remote: Remote) -> str | None:
+    """None when `path` is the published file, else what differs (one phrase)."""
+    if not path.is_file():
+        return "missing"
+    if remote.size is not None and path.stat().st_size != remote.size:
+        return f"{path.stat().st_size} bytes, expected {remote.size}"
+    got = file_digest(path, remote.algorithm)
+    return None if got == remote.digest else f"{remote.algorithm} {got[:12]}..., expected {remote.digest[:12]}..."
+
+
+@dataclass(frozen=True)
+class Presence:
+    entry: Entry
+    where: Path | None  # the copy find() would use: the first on the search path
+    present: int = 0  # files of the entry found there
+    size: int = 0  # their bytes
+    damaged: tuple[str, ...] = ()  # files whose size (or, when verified, digest) is wrong
+
+    @property
+    def state(self) -> str:
+        total = len(self.entry.files)
+        if self.where is None:
+            return "missing"
+        if self.damaged:
+            return f"damaged ({', '.join(self.damaged[:3])}{' ...' if len(self.damaged) > 3 else ''})"
+        return "present" if self.present == total else f"incomplete ({self.present}/{total} files)"
+
+
+def presence(entry: Entry, verify: bool = False) -> Presence:
+    for root in models.search_path():
+        where = root / entry.location
+        if not where.exists():
+            continue
+        present, size, damaged = 0, 0, []
+        for remote in entry.files:
+            path = root / remote.path
+            if not path.is_file():
+                continue
+            present, size = present + 1, size + path.stat().st_size
+            wrong = mismatch(path, remote) if verify else (
+                "size" if remote.size is not None and path.stat().st_size != remote.size else None)
+            if wrong:
+                damaged.append(entry.relative(remote))
+        return Presence(entry, where, present, size, tuple(damaged))
+    return Presence(entry, None)
+
+
+def listing(verify: bool = False) -> list[Presence]:
+    return [presence(entry, verify) for entry in catalogue.entries().values()]
+
+
+# ---------------------------------------------------------------- writing into the cache
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def install(staging: Path, target: Path) -> None:
+    """Rename a complete staging file or folder to `target`, replacing what was there."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists() or target.is_symlink():
+        os.replace(target, old)
+    os.replace(staging, target)
+    fsync_path(target.parent)
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+    elif old.exists() or old.is_symlink():
+        old.unlink()
+
+
+def discard(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def staging_for(target: Path) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        discard(staging)
+        staging.touch()
+        staging.unlink()
+    except OSError as exc:
+        raise ModelError(f"cannot write to the model cache {target.parent}: {exc.strerror or exc}") from None
+    return staging
+
+
+def fetch(url: str, dest: Path, algorithm: str) -> str:
+    """Download `url` to `dest` (fsynced); returns the digest of what arrived."""
+    digest = hashlib.new(algorithm)
+    request = urllib.request.Request(url, headers={"User-Agent": "vpipe"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
+        for block in iter(lambda: response.read(BLOCK), b""):
+            digest.update(block)
+            try:
+                out.write(block)
+            except OSError as exc:  # the disk, not the network: no "place it at" advice
+                raise ModelError(f"cannot write {dest}: {exc.strerror or exc}") from None
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest()
+
+
+def _offline(entry: Entry, remote: Remote, target: Path, exc: BaseException) -> ModelError:
+    reason = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else \
+        str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+    host = urllib.parse.urlsplit(remote.url).netloc or remote.url
+    kind = f"the folder {entry.location} (its {len(entry.files)} files from {remote.url.rsplit('/', 1)[0]}/)" \
+        if entry.folder else f"{remote.url}"
+    return ModelError(f"cannot download {entry.name} from {host} ({reason}): place {kind} at {target}, "
+                      f"or `vpipe models import PATH` a copy")
+
+
+@dataclass
+class Result:
+    name: str
+    path: Path
+    copied: int = 0  # files downloaded or copied
+    already: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def pull(name: str) -> Result:
+    """Download a catalogue entry into the cache, unless a verified copy is already on the search path."""
+    entry = catalogue.lookup(name)
+    found = presence(entry, verify=True)
+    if found.where is not None and found.state == "present":
+        return Result(entry.name, found.where, already=True)
+    target = models.cache_dir() / entry.location
+    staging = staging_for(target)
+    try:
+        if entry.folder:
+            staging.mkdir()
+        for remote in entry.files:
+            dest = staging / entry.relative(remote) if entry.folder else staging
+            try:
+                got = fetch(remote.url, dest, remote.algorithm)
+            except (urllib.error.URLError, OSError, ValueError) as exc:
+                raise _offline(entry, remote, target, exc) from None
+            if got != remote.digest:
+                raise ModelError(f"{remote.url}: the download does not match its published {remote.algorithm} "
+                                 f"({got[:12]}..., expected {remote.digest[:12]}...); nothing was installed: "
+                                 f"try again, or place a verified copy at {target}")
+        install(staging, target)
+    finally:
+        discard(staging)
+    result = Result(entry.name, target, copied=len(entry.files))
+    if found.where is not None and found.where != target:
+        result.notes.append(f"the {found.state} copy at {found.where} comes first on the search path: remove it")
+    return result
