@@ -18,11 +18,16 @@ import tensorflow as tf
 
 from pipeline.errors import ModelError
 
-N_VARS = 48
-# (kernel size, kind) for the 16 conv layers; each owns 3 variables: kernel, IN shift, IN scale.
-LAYERS: list[tuple[int, str]] = (
-    [(9, "conv"), (3, "conv"), (3, "conv")] + [(3, "conv")] * 10 + [(3, "up"), (3, "up"), (9, "conv")]
-)
+BLOCKS = 5  # residual blocks of the Johnson/Engstrom net; slim trained variants may have fewer
+
+
+def layers(blocks: int = BLOCKS) -> list[tuple[int, str]]:
+    """(kernel size, kind) per conv layer; each owns 3 variables: kernel, IN shift, IN scale."""
+    return [(9, "conv"), (3, "conv"), (3, "conv")] + [(3, "conv")] * (2 * blocks) + [(3, "up"), (3, "up"), (9, "conv")]
+
+
+LAYERS = layers()
+N_VARS = 3 * len(LAYERS)
 EPS = 1e-3
 # Reflect margin around each frame: the net zero-pads its convs, which distorts the outer rim.
 # Measured on chicago crops vs the same region of a larger frame (wave/udnie), the extra error
@@ -38,7 +43,9 @@ def _var_name(i: int) -> str:
 def _check_structure(where: str, arrays: list[np.ndarray]) -> None:
     """Check ranks, kernel sizes and that channel counts chain; slimmer variants pass."""
     channels = 3
-    for layer, (k, kind) in enumerate(LAYERS):
+    blocks = (len(arrays) // 3 - 6) // 2
+    net = layers(blocks)
+    for layer, (k, kind) in enumerate(net):
         kernel, shift, scale = arrays[3 * layer : 3 * layer + 3]
         name = _var_name(3 * layer)
         shape = list(kernel.shape)
@@ -47,9 +54,9 @@ def _check_structure(where: str, arrays: list[np.ndarray]) -> None:
         c_in, c_out = (shape[3], shape[2]) if kind == "up" else (shape[2], shape[3])
         if c_in != channels:
             raise ModelError(f"model {where}: {name} has shape {shape}, expected {channels} input channels (layer {layer + 1})")
-        if 3 <= layer <= 12 and c_out != c_in:
+        if 3 <= layer <= 2 + 2 * blocks and c_out != c_in:
             raise ModelError(f"model {where}: {name} has shape {shape}, residual convs need in == out channels")
-        if layer == len(LAYERS) - 1 and c_out != 3:
+        if layer == len(net) - 1 and c_out != 3:
             raise ModelError(f"model {where}: {name} has shape {shape}, the last conv must output 3 channels")
         for j, arr in ((1, shift), (2, scale)):
             if list(arr.shape) != [c_out]:
@@ -58,7 +65,7 @@ def _check_structure(where: str, arrays: list[np.ndarray]) -> None:
 
 
 def load_weights(folder: Path) -> list[np.ndarray]:
-    """Read and validate the 48 arrays in network order; raises ModelError with one line per problem."""
+    """Read and validate the arrays in network order (48 for the Engstrom nets); one-line ModelErrors."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(
@@ -74,8 +81,12 @@ def load_weights(folder: Path) -> list[np.ndarray]:
         raise ModelError(f"model {folder}: manifest.json unreadable: {exc}") from None
     if not isinstance(manifest, dict):
         raise ModelError(f"model {folder}: manifest.json must be an object of variable name -> entry")
+    count = sum(1 for i in range(3 * len(layers(64))) if _var_name(i) in manifest)
+    if count < 3 * len(layers(1)) or (count // 3 - 6) % 2 or count % 3:
+        raise ModelError(f"model {folder}: manifest.json lists {count} variables; a Johnson-style net has "
+                         f"3 x (6 + 2 x residual blocks), e.g. {N_VARS}")
     arrays = []
-    for i in range(N_VARS):
+    for i in range(count):
         name = _var_name(i)
         entry = manifest.get(name)
         try:
@@ -118,6 +129,36 @@ def _check_frame(i: int, frame: np.ndarray) -> None:
         raise ValueError(f"frame {i}: expected an HxWx3 uint8 RGB array, got {got}")
 
 
+def _layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: bool, stride: int = 1, relu: bool = True) -> tf.Tensor:
+    kernel, shift, scale = w[3 * i : 3 * i + 3]
+    if up:
+        s = tf.shape(x)
+        out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
+        x = tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
+    else:
+        x = tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
+    x = _instance_norm(x, shift, scale)
+    return tf.nn.relu(x) if relu else x
+
+
+def transform(x: tf.Tensor, w: Sequence[tf.Tensor]) -> tf.Tensor:
+    """The transform net on RGB 0..255 (N, H, W, 3), H and W multiples of 4 -> float RGB 0..255.
+
+    Also used (with trainable variables) by `vpipe train-style`.
+    """
+    blocks = (len(w) // 3 - 6) // 2
+    x = _layer(x, w, 0, False)
+    x = _layer(x, w, 1, False, 2)
+    x = _layer(x, w, 2, False, 2)
+    for r in range(blocks):
+        x = x + _layer(_layer(x, w, 3 + 2 * r, False), w, 4 + 2 * r, False, relu=False)
+    last = 3 + 2 * blocks
+    x = _layer(x, w, last, True)
+    x = _layer(x, w, last + 1, True)
+    x = _layer(x, w, last + 2, False, relu=False)
+    return tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)
+
+
 class FastEngine:
     """One style's transform net; weights are loaded once, then every frame size shares one graph."""
 
@@ -129,31 +170,12 @@ class FastEngine:
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self._w = [tf.constant(a) for a in load_weights(self.model_dir)]
+        self.blocks = (len(self._w) // 3 - 6) // 2
         # A fixed signature with None dims means a new frame size does not retrace the graph.
         self._run = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
 
-    def _layer(self, x: tf.Tensor, i: int, stride: int, relu: bool = True) -> tf.Tensor:
-        kernel, shift, scale = self._w[3 * i : 3 * i + 3]
-        if LAYERS[i][1] == "up":
-            s = tf.shape(x)
-            out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
-            x = tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
-        else:
-            x = tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
-        x = _instance_norm(x, shift, scale)
-        return tf.nn.relu(x) if relu else x
-
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        x = self._layer(x, 0, 1)
-        x = self._layer(x, 1, 2)
-        x = self._layer(x, 2, 2)
-        for r in range(5):
-            x = x + self._layer(self._layer(x, 3 + 2 * r, 1), 4 + 2 * r, 1, relu=False)
-        x = self._layer(x, 13, 2)
-        x = self._layer(x, 14, 2)
-        x = self._layer(x, 15, 1, relu=False)
-        y = tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)
-        return tf.cast(tf.round(y), tf.uint8)
+        return tf.cast(tf.round(transform(x, self._w)), tf.uint8)
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
