@@ -16,6 +16,7 @@ import click
 from . import stages
 from . import verify as verify_stage
 from .cli_models import models_group, styles_command
+from .cli_train import train_style
 from .engines import PARAMS as ENGINE_PARAMS
 from .errors import DISK_FULL_HINT, DiskFullError, UsageError, VpipeError, is_disk_full
 from .frames import FrameRange, parse_range
@@ -321,6 +322,7 @@ def doctor() -> None:
 
 
 main.add_command(models_group)
+main.add_command(train_style)
 main.add_command(styles_command)
 
 if __name__ == "__main__":

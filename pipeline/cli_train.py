@@ -1,0 +1,86 @@
+"""`vpipe train-style`: train a fast network for one painting into styles/<name>/."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+import click
+
+from . import models, styles
+from .errors import UsageError
+from .job import name_from_path
+from .logs import format_seconds
+
+
+def _net(choice: str | None) -> tuple[str, Path]:
+    """The feature network for the loss: vgg19 where its weights are present, else squeezenet."""
+    if choice:
+        return choice, models.verified(models.FEATURE_NETS[choice])
+    try:
+        return "vgg19", models.verified(models.FEATURE_NETS["vgg19"])
+    except Exception:  # noqa: BLE001 - absent or damaged: fall back to the small network
+        return "squeezenet", models.verified(models.FEATURE_NETS["squeezenet"])
+
+
+def _toml(value: object) -> str:
+    return "[" + ", ".join(map(str, value)) + "]" if isinstance(value, tuple) else repr(value)
+
+
+def _style_toml(painting: Path, net: str, plan: object) -> str:
+    settings = "".join(f"{k} = {_toml(v)}\n" for k, v in vars(plan).items() if k != "checkpoint_every")
+    return (f"# Trained by `vpipe train-style` from {painting.name} with a {net} perceptual loss.\n"
+            f'engine = "fast"\nmodel = "model"\n\n[training]\n{settings}painting = {painting.name!r}\nnet = "{net}"\n')
+
+
+@click.command("train-style")
+@click.argument("style_image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--images", "sources", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="A folder of photos/videos or a video file to train on (repeatable).")
+@click.option("--name", help="Style name (default: from the painting's file name).")
+@click.option("--size", type=click.IntRange(min=64), default=192, show_default=True, help="Training crop side.")
+@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Adam steps.")
+@click.option("--batch", type=click.IntRange(min=2), default=4, show_default=True, help="Crops per step.")
+@click.option("--temporal-weight", type=click.FloatRange(min=0), default=300.0, show_default=True,
+              help="Weight of the flow-warped consistency term on consecutive video frames (0: off).")
+@click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True)
+@click.option("--full", is_flag=True, help="The full Johnson network (32/64/128 channels, 5 blocks) instead of the slim one.")
+@click.option("--net", type=click.Choice(["squeezenet", "vgg19"]),
+              help="Loss network (default: vgg19 if present, else squeezenet).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, size: int, steps: int, batch: int,
+                temporal_weight: float, style_weight: float, full: bool, net: str | None, seed: int) -> None:
+    """Train a fast network for STYLE_IMAGE; resumable; the result is usable by --engine fast at once."""
+    if not style_image.is_file():
+        raise UsageError(f"{style_image}: no such file")
+    missing = [str(s) for s in sources if not s.exists()]
+    if missing:
+        raise UsageError(f"--images {missing[0]}: no such file or folder")
+    name = name or name_from_path(style_image)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) or ".." in name:
+        raise UsageError(f"style name {name!r} is not allowed: letters, digits, '.', '_' and '-'")
+    net_name, weights = _net(net)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from . import training
+    from .engines import features
+
+    plan = training.Plan(size=size, steps=steps, batch=batch, temporal_weight=temporal_weight, style_weight=style_weight,
+                         seed=seed)
+    if full:
+        plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5)
+    out = styles.styles_dir() / name
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / ".train").is_dir():
+        click.echo(f"resuming from the checkpoint in {out / '.train'}")
+
+    def report(step: int, parts: dict[str, float], per_step: float) -> None:
+        if step % 25 == 0 or step == steps:
+            terms = " ".join(f"{k} {v:.4g}" for k, v in parts.items() if k != "loss")
+            click.echo(f"step {step}/{steps}  loss {parts['loss']:.4g} ({terms})  {per_step:.2f} s/step  "
+                       f"ETA {format_seconds((steps - step) * per_step)}")
+
+    model = training.train(style_image, list(sources), out, features.load(net_name, weights), plan, report)
+    (out / "style.toml").write_text(_style_toml(style_image, net_name, plan))
+    click.echo(f"style {name}: {model} (preview {out / 'preview.png'}); use it with --style {name}")

@@ -1,0 +1,112 @@
+"""`vpipe train-style`: the pieces (warp, weights, export, resume) and a tiny real run through the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import Result
+
+from pipeline import flow, training
+from pipeline.engines import fast, features
+from tests.conftest import ASSETS, assets_or_skip, make_clip
+from tests.test_flow import texture
+
+
+def test_tf_warp_matches_the_opencv_warp() -> None:
+    image = texture(32, 40).astype(np.float32)
+    rng = np.random.default_rng(0)
+    to = rng.uniform(-3, 3, (32, 40, 2)).astype(np.float32)
+    expected = flow.warp(image, to)
+    got = training.tf_warp(tf.constant(image[None]), tf.constant(to[None])).numpy()[0]
+    inner = (slice(4, -4), slice(4, -4))
+    np.testing.assert_allclose(got[inner], expected[inner], atol=0.05)
+
+
+def test_slim_weights_export_in_the_lengstrom_layout_and_run_in_the_fast_engine(tmp_path: Path) -> None:
+    plan = training.Plan(channels=(8, 16, 32), blocks=3)
+    weights = training.init_weights(plan, seed=1)
+    assert len(weights) == 3 * (6 + 2 * 3)
+    training.export(weights, tmp_path / "model")
+    engine = fast.FastEngine(tmp_path / "model")
+    assert engine.blocks == 3
+    frame = texture(37, 51)
+    out = engine.stylize([frame])[0]
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert not (tmp_path / "model.partial").exists()
+
+
+def small_data() -> training.Data:
+    frames = [texture(80, 96, seed=s) for s in range(3)]
+    pair = (frames[0], frames[0], np.zeros((80, 96, 2), np.float32), np.ones((80, 96), np.float32))
+    return training.Data(frames, [pair])
+
+
+def test_training_steps_report_every_term_and_resume_from_the_checkpoint(tmp_path: Path) -> None:
+    net = features.load("squeezenet", None)
+    plan = training.Plan(size=48, steps=2, batch=2, temporal_weight=10.0, checkpoint_every=1, channels=(8, 16, 32), blocks=1)
+    style = texture(64, 64, seed=7)
+    seen: list[tuple[int, dict[str, float]]] = []
+
+    def run(steps: int) -> Path:
+        trainer_plan = training.Plan(**{**vars(plan), "steps": steps})
+        original = training.collect
+        training.collect = lambda sources: small_data()  # type: ignore[assignment]
+        try:
+            cv2.imwrite(str(tmp_path / "style.png"), style)
+            return training.train(tmp_path / "style.png", [tmp_path], tmp_path / "out", net, trainer_plan,
+                                  lambda step, parts, _s: seen.append((step, parts)), preview_every=1)
+        finally:
+            training.collect = original  # type: ignore[assignment]
+
+    run(2)
+    assert [s for s, _ in seen] == [1, 2]
+    assert set(seen[0][1]) == {"loss", "content", "style", "tv", "temporal"}
+    assert seen[1][1]["temporal"] == pytest.approx(0.0, abs=1e-9)  # identical frames, zero flow: steady output
+    model = run(3)  # resumes at step 2: only step 3 runs
+    assert [s for s, _ in seen] == [1, 2, 3]
+    assert (model / "manifest.json").is_file() and (tmp_path / "out" / "preview.png").is_file()
+
+
+@pytest.fixture()
+def train_env(env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    assets_or_skip("models/squeezenet")
+    monkeypatch.setenv("VPIPE_MODELS_DIR", str(ASSETS / "models"))
+    monkeypatch.setenv("VPIPE_STYLES_DIR", str(tmp_path / "styles"))
+    return tmp_path / "styles"
+
+
+def test_train_style_through_the_cli_then_stylize_with_it(tmp_path: Path, train_env: Path,
+                                                          vpipe: Callable[..., Result]) -> None:
+    painting = tmp_path / "Blue Swirls.png"
+    cv2.imwrite(str(painting), texture(96, 96, seed=3))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), texture(90, 120, seed=4))
+    clip = make_clip(photos / "clip.mp4", size="96x80", seconds=0.3, audio=0)
+    result = vpipe("train-style", str(painting), "--images", str(photos), "--size", "64", "--steps", "2",
+                   "--batch", "2", "--net", "squeezenet")
+    assert result.exit_code == 0, result.output
+    assert "step 2/2" in result.output and "use it with --style Blue_Swirls" in result.output
+    folder = train_env / "Blue_Swirls"
+    assert (folder / "model" / "manifest.json").is_file() and 'engine = "fast"' in (folder / "style.toml").read_text()
+    assert vpipe("split", str(clip)).exit_code == 0
+    styled = vpipe("stylize", "--style", "Blue_Swirls")
+    assert styled.exit_code == 0, styled.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.png", "--images", "."], "no such file"),
+    (["{painting}", "--images", "nowhere"], "--images nowhere: no such file or folder"),
+    (["{painting}", "--images", ".", "--name", "../x"], "not allowed"),
+])
+def test_train_style_bad_input_is_one_line(tmp_path: Path, train_env: Path, vpipe: Callable[..., Result],
+                                           args: list[str], message: str) -> None:
+    painting = tmp_path / "p.png"
+    cv2.imwrite(str(painting), texture(32, 32))
+    result = vpipe("train-style", *[a.replace("{painting}", str(painting)) for a in args])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
