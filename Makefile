@@ -16,13 +16,15 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# The demo needs no download and no VPIPE_MODELS_DIR: the style 'starry_night' is shipped in styles/
+# (trained by `vpipe train-style`). Without the real clip it makes a test clip with ffmpeg.
 demo: setup
-	@test -f "$(DEMO_VIDEO)" || { echo "demo: $(DEMO_VIDEO) not found (set DEMO_VIDEO=your.mp4)"; exit 1; }
-	@test -d "$(ASSETS)/models/lengstrom_fst/wave" || test -n "$$VPIPE_MODELS_DIR" || { \
-	  echo "demo: the 'wave' weights are not in $(ASSETS)/models: place lengstrom_fst/wave under ~/.cache/vpipe/models or set VPIPE_MODELS_DIR"; exit 1; }
-	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} VPIPE_JOBS_DIR=$(DEMO_JOBS) sh -e -c '\
-	  $(VENV)/bin/vpipe split "$(DEMO_VIDEO)" --job demo; \
-	  $(VENV)/bin/vpipe stylize --job demo --style wave --range 1-120 --chunk 30 --max-side 360; \
+	@test -f "$(DEMO_VIDEO)" || { echo "demo: $(DEMO_VIDEO) not found: using a generated test clip (set DEMO_VIDEO=your.mp4)"; \
+	  $(PY) -c 'import subprocess, imageio_ffmpeg; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30000/1001", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "5", "-pix_fmt", "yuv420p", "-c:a", "aac", "$(DEMO_JOBS)/demo-source.mp4"], check=True)'; }
+	VPIPE_JOBS_DIR=$(DEMO_JOBS) sh -e -c '\
+	  video="$(DEMO_VIDEO)"; test -f "$$video" || video="$(DEMO_JOBS)/demo-source.mp4"; \
+	  $(VENV)/bin/vpipe split "$$video" --job demo; \
+	  $(VENV)/bin/vpipe stylize --job demo --style starry_night --range 1-120 --chunk 30; \
 	  $(VENV)/bin/vpipe retry-failed --job demo; \
 	  $(VENV)/bin/vpipe status --job demo; \
 	  $(VENV)/bin/vpipe assemble --job demo --fill original'
@@ -38,6 +40,7 @@ bench: setup
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_core.py
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_gatys.py
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_arbitrary.py
+	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_styles.py
 
 # Not in CI: SIGKILL the coordinator at random moments TRIALS times, resume, check nothing is lost.
 TRIALS ?= 20

@@ -110,3 +110,19 @@ def test_train_style_bad_input_is_one_line(tmp_path: Path, train_env: Path, vpip
     cv2.imwrite(str(painting), texture(32, 32))
     result = vpipe("train-style", *[a.replace("{painting}", str(painting)) for a in args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_the_shipped_style_needs_no_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import styles
+
+    monkeypatch.delenv("VPIPE_MODELS_DIR", raising=False)
+    monkeypatch.delenv("VPIPE_STYLES_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    style = styles.resolve("starry_night", None)
+    assert style.engine == "fast" and style.model is not None
+    assert style.model.is_relative_to(styles.styles_dir())
+    size = sum(p.stat().st_size for p in style.model.iterdir())
+    assert size < 2_000_000
+    frame = texture(45, 61)
+    out = fast.FastEngine(style.model).stylize([frame])[0]
+    assert out.shape == frame.shape and np.abs(out.astype(int) - frame).mean() > 20  # it does restyle
