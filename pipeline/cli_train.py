@@ -43,7 +43,7 @@ def _style_toml(painting: Path, net: str, plan: object) -> str:
 @click.option("--size", type=click.IntRange(min=64), default=192, show_default=True, help="Training crop side.")
 @click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Adam steps.")
 @click.option("--batch", type=click.IntRange(min=2), default=4, show_default=True, help="Crops per step.")
-@click.option("--temporal-weight", type=click.FloatRange(min=0), default=300.0, show_default=True,
+@click.option("--temporal-weight", type=click.FloatRange(min=0), default=1500.0, show_default=True,
               help="Weight of the flow-warped consistency term on consecutive video frames (0: off).")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True)
 @click.option("--full", is_flag=True, help="The full Johnson network (32/64/128 channels, 5 blocks) instead of the slim one.")

@@ -40,12 +40,12 @@ class Plan:
     steps: int = 1500
     batch: int = 4
     learning_rate: float = 1e-3
-    channels: tuple[int, int, int] = (16, 32, 64)  # slim; (32, 64, 128) is the full Johnson net
+    channels: tuple[int, int, int] = (12, 24, 48)  # slim; (32, 64, 128) is the full Johnson net
     blocks: int = 3
     style_weight: float = 7.0
     content_weight: float = 1.0
     tv_weight: float = 30.0
-    temporal_weight: float = 0.0
+    temporal_weight: float = 0.0  # the CLI default is 1500 (what the shipped style used)
     seed: int = 0
     checkpoint_every: int = 100
 
