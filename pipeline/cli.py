@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from . import report as report_module
 from . import stages
 from . import verify as verify_stage
 from .cli_models import models_group, styles_command
@@ -242,7 +243,7 @@ def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int,
 @click.pass_context
 def status(ctx: click.Context, job: str | None) -> None:
     """Counts by status, failed frames with reasons, throughput and ETA (read-only)."""
-    report = stages.status(_base(ctx), job)
+    report = report_module.status(_base(ctx), job)
     if report.note:
         click.echo(f"note: {report.note}")
     counts = report.counts
@@ -317,7 +318,7 @@ def verify(ctx: click.Context, job: str | None, fix: bool) -> None:
 @main.command()
 def doctor() -> None:
     """Which ffmpeg, TensorFlow, devices and model folders vpipe uses here."""
-    for key, value in stages.doctor():
+    for key, value in report_module.doctor():
         click.echo(f"{key:<18} {value}")
 
 
