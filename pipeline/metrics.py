@@ -122,8 +122,10 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
     else:
         sample = spread(done, STYLE_SAMPLES)
         try:
-            report.style_loss = float(np.mean(style_distance(image, [read(job.styled_dir, i) for i in sample])))
-            report.source_style_loss = float(np.mean(style_distance(image, [read(job.frames_dir, i) for i in sample])))
+            # one call: the feature network and the style targets are built once for both
+            losses = style_distance(image, [read(folder, i) for folder in (job.styled_dir, job.frames_dir) for i in sample])
+            report.style_loss = float(np.mean(losses[:len(sample)]))
+            report.source_style_loss = float(np.mean(losses[len(sample):]))
             report.style_image = str(image)
         except ModelError as exc:
             notes.append(f"style loss skipped: {exc}")

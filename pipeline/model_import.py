@@ -14,7 +14,8 @@ from pathlib import Path
 from . import catalogue, models
 from .catalogue import Entry, Remote
 from .errors import ModelError, UsageError
-from .store import BLOCK, Result, discard, fsync_path, install, mismatch, staging_for
+from .storage import feed, fsync_path
+from .store import Result, discard, install, mismatch, staging_for
 
 
 def _copy(source: Path, dest: Path) -> None:
@@ -25,10 +26,7 @@ def _copy(source: Path, dest: Path) -> None:
 def _digests(path: Path) -> dict[str, str]:
     """sha256 and md5 of a file in one pass."""
     digests = {"sha256": hashlib.sha256(), "md5": hashlib.md5()}
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            for digest in digests.values():
-                digest.update(block)
+    feed(path, *digests.values())
     return {k: v.hexdigest() for k, v in digests.items()}
 
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalogue
+from . import catalogue, storage
 from .errors import ModelError
 
 MODELS_ENV = "VPIPE_MODELS_DIR"
@@ -66,13 +66,10 @@ def verified(name: str) -> Path:
     path = find(name)
     known = KNOWN.get(name)
     if known and path.is_file():
-        digest = hashlib.new(known.algorithm)
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != known.digest:
+        got = storage.file_digest(path, known.algorithm)
+        if got != known.digest:
             raise ModelError(f"model file {path} is damaged or not the published one ({known.algorithm} "
-                             f"{digest.hexdigest()[:12]}..., expected {known.digest[:12]}...): replace it with "
+                             f"{got[:12]}..., expected {known.digest[:12]}...): replace it with "
                              f"{known.url}")
     return path
 
@@ -83,7 +80,5 @@ def fingerprint(path: Path) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     for file in files:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        storage.feed(file, digest)
     return digest.hexdigest()

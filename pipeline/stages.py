@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -33,14 +32,6 @@ class SplitResult:
     notes: tuple[str, ...] = ()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_source(source: Path) -> None:
     if not source.exists():
         raise UsageError(f"{source}: no such file")
@@ -62,7 +53,7 @@ def _make_jobs_dir(base: Path) -> None:
 def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> SplitResult:
     _check_source(source)
     job = Job(base / (check_name(name) if name else name_from_path(source)))
-    source_hash = file_sha256(source)
+    source_hash = storage.file_digest(source)
     if job.exists():
         manifest = Manifest.open(job.manifest_path)
         try:
@@ -124,7 +115,7 @@ def _decode_frames(source: Path, job: Job, info: video.VideoInfo, fmt: str) -> t
     if job.frames_dir.exists():  # left by a split that died before writing the manifest
         shutil.rmtree(job.frames_dir)
     partial.replace(job.frames_dir)
-    storage.fsync_dir(job.root)
+    storage.fsync_path(job.root)
     return count, width, notes
 
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,8 +38,26 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+BLOCK = 1 << 20
+
+
+def feed(path: Path, *digests: Any) -> None:
+    """Stream a file's bytes into one or more hashlib objects (one read for all)."""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(BLOCK), b""):
+            for item in digests:
+                item.update(block)
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    hashed = hashlib.new(algorithm)
+    feed(path, hashed)
+    return hashed.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder (so a rename in it is durable)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -67,7 +86,7 @@ def publish(path: Path, data: bytes, checkpoint: Callable[[str], None] = _no_che
         os.close(fd)
     checkpoint("synced")
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
     checkpoint("renamed")
 
 

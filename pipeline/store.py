@@ -17,20 +17,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalogue, models
+from . import catalogue, models, storage
 from .catalogue import Entry, Remote
 from .errors import ModelError
 
 TIMEOUT = 30.0
-BLOCK = 1 << 20
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def mismatch(path: Path, remote: Remote) -> str | None:
@@ -39,7 +30,7 @@ def mismatch(path: Path, remote: Remote) -> str | None:
         return "missing"
     if remote.size is not None and path.stat().st_size != remote.size:
         return f"{path.stat().st_size} bytes, expected {remote.size}"
-    got = file_digest(path, remote.algorithm)
+    got = storage.file_digest(path, remote.algorithm)
     return None if got == remote.digest else f"{remote.algorithm} {got[:12]}..., expected {remote.digest[:12]}..."
 
 
@@ -87,21 +78,13 @@ def listing(verify: bool = False) -> list[Presence]:
 # ---------------------------------------------------------------- writing into the cache
 
 
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def install(staging: Path, target: Path) -> None:
     """Rename a complete staging file or folder to `target`, replacing what was there."""
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     if target.exists() or target.is_symlink():
         os.replace(target, old)
     os.replace(staging, target)
-    fsync_path(target.parent)
+    storage.fsync_path(target.parent)
     if old.is_dir() and not old.is_symlink():
         shutil.rmtree(old, ignore_errors=True)
     elif old.exists() or old.is_symlink():
@@ -132,7 +115,7 @@ def fetch(url: str, dest: Path, algorithm: str) -> str:
     digest = hashlib.new(algorithm)
     request = urllib.request.Request(url, headers={"User-Agent": "vpipe"})
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
-        for block in iter(lambda: response.read(BLOCK), b""):
+        for block in iter(lambda: response.read(storage.BLOCK), b""):
             digest.update(block)
             try:
                 out.write(block)

@@ -58,12 +58,13 @@ class Sequence:
         stats: dict[str, Any] = {}
         previous = self._previous(index, stats)
         guide = None
+        gray = flow.gray(frame)
         if previous is not None:
-            warped, mask = flow.guide(previous.styled, previous.gray, flow.gray(frame), self.temporal.preset)
+            warped, mask = flow.guide(previous.styled, previous.gray, gray, self.temporal.preset)
             guide = Guide(warped, mask, self.temporal.weight)
             stats["reliable"] = round(float(mask.mean()), 4)
         styled, engine_stats = self._run(frame, guide)
-        self.previous = _Previous(index, flow.gray(frame), styled)
+        self.previous = _Previous(index, gray, styled)
         return styled, {**engine_stats, **stats}
 
     def _previous(self, index: int, stats: dict[str, Any]) -> _Previous | None:

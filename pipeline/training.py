@@ -148,12 +148,6 @@ def init_weights(plan: Plan, seed: int) -> list[tf.Variable]:
     return out
 
 
-def batch_gram(feature: tf.Tensor) -> tf.Tensor:
-    """(B, H, W, C) -> (B, C, C), averaged over positions."""
-    size = tf.cast(tf.shape(feature)[1] * tf.shape(feature)[2], tf.float32)
-    return tf.einsum("bijc,bijd->bcd", feature, feature) / size
-
-
 def tf_warp(image: tf.Tensor, to: tf.Tensor) -> tf.Tensor:
     """Bilinear sample of image (B, H, W, C) at (x + dx, y + dy) (flow.warp in TensorFlow, differentiable)."""
     b, h, w = tf.shape(image)[0], tf.shape(image)[1], tf.shape(image)[2]
@@ -180,7 +174,7 @@ class Trainer:
         scale = 1.5 * plan.size / max(style_image.shape[:2])  # style strokes at about the crop's scale
         style = cv2.resize(style_image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         feats = net(tf.constant(style[None], tf.float32), list(self.style_weights))
-        self.targets = {k: batch_gram(feats[k])[0] for k in self.style_weights}
+        self.targets = {k: gatys.gram(feats[k]) for k in self.style_weights}
         self.weights = init_weights(plan, plan.seed)
         self.optimizer = tf.keras.optimizers.Adam(plan.learning_rate)
         self.step = tf.Variable(0, dtype=tf.int64)
@@ -190,10 +184,10 @@ class Trainer:
         wanted = list(dict.fromkeys([*self.content_layers, *self.style_weights]))
         f_out = self.net(out, wanted)
         f_in = self.net(content, list(self.content_layers))
-        content_loss = tf.add_n([tf.reduce_sum(tf.square(f_out[k] - f_in[k])) / (tf.reduce_sum(tf.square(f_in[k])) + 1e-8)
-                                 for k in self.content_layers])
-        style_loss = tf.add_n([w * tf.reduce_mean(tf.reduce_sum(tf.square(batch_gram(f_out[k]) - self.targets[k]), [1, 2]))
-                               / tf.reduce_sum(tf.square(self.targets[k])) for k, w in self.style_weights.items()])
+        content_loss = gatys.content_loss({k: f_out[k] for k in self.content_layers}, f_in)
+        # gatys.style_loss sums over the batch's Gram matrices (broadcast against the target): mean per crop
+        grams = {k: gatys.batch_gram(f_out[k]) for k in self.style_weights}
+        style_loss = gatys.style_loss(grams, self.targets, self.style_weights) / tf.cast(tf.shape(out)[0], tf.float32)
         return {"content": content_loss, "style": style_loss, "tv": gatys.tv_loss(out)}
 
     def _train_step(self, images: tf.Tensor, prev: tf.Tensor, cur: tf.Tensor, to_prev: tf.Tensor,

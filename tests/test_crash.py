@@ -21,12 +21,17 @@ from pipeline.manifest import Manifest, Status
 from pipeline.verify import verify
 
 
-@pytest.fixture()
-def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
-    clip = make_clip(tmp_path / "clip.mp4", seconds=1.0)  # 30 frames
+def split_job(tmp_path: Path, vpipe: Callable[..., Result], seconds: float) -> Path:
+    """Job "t" from a real clip, plus the quick engine's model file."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=seconds)
     assert vpipe("split", str(clip), "--job", "t").exit_code == 0
     (tmp_path / "model.bin").write_bytes(b"quick engine")
     return tmp_path / "jobs" / "t"
+
+
+@pytest.fixture()
+def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
+    return split_job(tmp_path, vpipe, seconds=1.0)  # 30 frames
 
 
 def done_count(job: Path) -> int:
@@ -155,10 +160,7 @@ K = 6  # the frame the crash hits: mid-chunk (chunks of 4), with frames done bef
 
 @pytest.fixture()
 def small_job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
-    clip = make_clip(tmp_path / "clip.mp4", seconds=0.4)  # 12 frames
-    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
-    (tmp_path / "model.bin").write_bytes(b"quick engine")
-    return tmp_path / "jobs" / "t"
+    return split_job(tmp_path, vpipe, seconds=0.4)  # 12 frames
 
 
 def done_events(job: Path) -> dict[int, int]:

@@ -25,10 +25,15 @@ from pipeline.errors import ModelError, UsageError
 # ---------------------------------------------------------------- losses (pure)
 
 
+def batch_gram(feature: tf.Tensor) -> tf.Tensor:
+    """(B, H, W, C) activations -> (B, C, C) Gram matrices, each averaged over positions."""
+    size = tf.cast(tf.shape(feature)[1] * tf.shape(feature)[2], tf.float32)
+    return tf.einsum("bijc,bijd->bcd", feature, feature) / size
+
+
 def gram(feature: tf.Tensor) -> tf.Tensor:
     """(1, H, W, C) activations -> (C, C) Gram matrix averaged over positions."""
-    flat = tf.reshape(feature, (-1, tf.shape(feature)[-1]))
-    return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.shape(flat)[0], tf.float32)
+    return batch_gram(feature)[0]
 
 
 def style_loss(grams: dict[str, tf.Tensor], targets: dict[str, tf.Tensor], weights: dict[str, float]) -> tf.Tensor:
@@ -78,7 +83,7 @@ class Settings:
     @staticmethod
     def from_options(options: dict[str, Any]) -> Settings:
         known = set(Settings.__dataclass_fields__)
-        unknown = set(options) - known - {"threads", "batch", "style_image", "weights", "temporal"}
+        unknown = set(options) - known - {"threads", "batch", "style_image"}
         if unknown:
             raise UsageError(f"gatys: unknown options {', '.join(sorted(unknown))}")
         values = {k: v for k, v in options.items() if k in known and v is not None}
