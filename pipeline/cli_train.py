@@ -46,7 +46,8 @@ def _style_toml(painting: Path, net: str, plan: object) -> str:
 @click.option("--temporal-weight", type=click.FloatRange(min=0), default=1500.0, show_default=True,
               help="Weight of the flow-warped consistency term on consecutive video frames (0: off).")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True)
-@click.option("--full", is_flag=True, help="The full Johnson network (32/64/128 channels, 5 blocks) instead of the slim one.")
+@click.option("--full", is_flag=True,
+              help="The full Johnson network (32/64/128 channels, 5 blocks, 9x9 ends, transposed convs) instead of the slim one.")
 @click.option("--net", type=click.Choice(["squeezenet", "vgg19"]),
               help="Loss network (default: vgg19 if present, else squeezenet).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -69,7 +70,7 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
     plan = training.Plan(size=size, steps=steps, batch=batch, temporal_weight=temporal_weight, style_weight=style_weight,
                          seed=seed)
     if full:
-        plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5)
+        plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose")
     out = styles.styles_dir() / name
     out.mkdir(parents=True, exist_ok=True)
     if (out / ".train").is_dir():

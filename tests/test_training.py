@@ -13,6 +13,7 @@ from click.testing import Result
 
 from pipeline import flow, training
 from pipeline.engines import fast, features
+from pipeline.errors import ModelError
 from tests.conftest import ASSETS, assets_or_skip, make_clip
 from tests.test_flow import texture
 
@@ -27,17 +28,32 @@ def test_tf_warp_matches_the_opencv_warp() -> None:
     np.testing.assert_allclose(got[inner], expected[inner], atol=0.05)
 
 
-def test_slim_weights_export_in_the_lengstrom_layout_and_run_in_the_fast_engine(tmp_path: Path) -> None:
-    plan = training.Plan(channels=(8, 16, 32), blocks=3)
+@pytest.mark.parametrize("kernels, decoder", [((5, 3), "resize"), ((9, 9), "transpose")])
+def test_trained_weights_export_in_the_lengstrom_layout_and_run_the_same_in_the_fast_engine(
+        tmp_path: Path, kernels: tuple[int, int], decoder: str) -> None:
+    plan = training.Plan(channels=(8, 16, 32), blocks=3, kernels=kernels, decoder=decoder)
     weights = training.init_weights(plan, seed=1)
     assert len(weights) == 3 * (6 + 2 * 3)
-    training.export(weights, tmp_path / "model")
+    training.export(weights, tmp_path / "model", plan.decoder)
     engine = fast.FastEngine(tmp_path / "model")
-    assert engine.blocks == 3
+    assert engine.blocks == 3 and engine.decoder == decoder
     frame = texture(37, 51)
     out = engine.stylize([frame])[0]
     assert out.shape == frame.shape and out.dtype == np.uint8
     assert not (tmp_path / "model.partial").exists()
+    # what training previews is what the engine produces
+    trainer = training.Trainer.__new__(training.Trainer)
+    trainer.plan, trainer.weights = plan, weights
+    assert np.abs(trainer.stylize(frame).astype(int) - out).max() <= 1
+
+
+def test_a_model_with_an_unknown_decoder_is_refused_in_one_line(tmp_path: Path) -> None:
+    weights = training.init_weights(training.Plan(channels=(8, 16, 32), blocks=1), seed=1)
+    training.export(weights, tmp_path / "model", "resize")
+    manifest = tmp_path / "model" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"resize"', '"pixelshuffle"'))
+    with pytest.raises(ModelError, match="decoder must be one of transpose, resize"):
+        fast.load_weights(tmp_path / "model")
 
 
 def small_data() -> training.Data:

@@ -19,15 +19,19 @@ import tensorflow as tf
 from pipeline.errors import ModelError
 
 BLOCKS = 5  # residual blocks of the Johnson/Engstrom net; slim trained variants may have fewer
+# How the decoder doubles the size: "transpose" (stride-2 transposed convs, Johnson/Engstrom; kernels
+# stored [k, k, out, in]) or "resize" (nearest 2x upsample then a conv, kernels [k, k, in, out]; no
+# checkerboard, Odena et al. 2016). The Engstrom dumps are "transpose"; vpipe's trained nets say
+# "resize" under the manifest's "vpipe" key.
+DECODERS = ("transpose", "resize")
 
 
-def layers(blocks: int = BLOCKS) -> list[tuple[int, str]]:
-    """(kernel size, kind) per conv layer; each owns 3 variables: kernel, IN shift, IN scale."""
-    return [(9, "conv"), (3, "conv"), (3, "conv")] + [(3, "conv")] * (2 * blocks) + [(3, "up"), (3, "up"), (9, "conv")]
+def layers(blocks: int = BLOCKS) -> list[str]:
+    """The kind per conv layer; each owns 3 variables: kernel, IN shift, IN scale."""
+    return ["conv"] * (3 + 2 * blocks) + ["up", "up", "conv"]
 
 
-LAYERS = layers()
-N_VARS = 3 * len(LAYERS)
+N_VARS = 3 * len(layers())
 EPS = 1e-3
 # Reflect margin around each frame: the net zero-pads its convs, which distorts the outer rim.
 # Measured on chicago crops vs the same region of a larger frame (wave/udnie), the extra error
@@ -40,18 +44,19 @@ def _var_name(i: int) -> str:
     return "Variable" if i == 0 else f"Variable_{i}"
 
 
-def _check_structure(where: str, arrays: list[np.ndarray]) -> None:
-    """Check ranks, kernel sizes and that channel counts chain; slimmer variants pass."""
+def _check_structure(where: str, arrays: list[np.ndarray], decoder: str) -> None:
+    """Check ranks, square odd kernels and that channel counts chain; slimmer variants pass."""
     channels = 3
     blocks = (len(arrays) // 3 - 6) // 2
     net = layers(blocks)
-    for layer, (k, kind) in enumerate(net):
+    for layer, kind in enumerate(net):
         kernel, shift, scale = arrays[3 * layer : 3 * layer + 3]
         name = _var_name(3 * layer)
         shape = list(kernel.shape)
-        if kernel.ndim != 4 or shape[:2] != [k, k]:
-            raise ModelError(f"model {where}: {name} has shape {shape}, expected [{k}, {k}, *, *] (layer {layer + 1})")
-        c_in, c_out = (shape[3], shape[2]) if kind == "up" else (shape[2], shape[3])
+        if kernel.ndim != 4 or shape[0] != shape[1] or shape[0] % 2 == 0:
+            raise ModelError(f"model {where}: {name} has shape {shape}, expected a square odd kernel "
+                             f"[k, k, in, out] (layer {layer + 1})")
+        c_in, c_out = (shape[3], shape[2]) if kind == "up" and decoder == "transpose" else (shape[2], shape[3])
         if c_in != channels:
             raise ModelError(f"model {where}: {name} has shape {shape}, expected {channels} input channels (layer {layer + 1})")
         if 3 <= layer <= 2 + 2 * blocks and c_out != c_in:
@@ -65,7 +70,12 @@ def _check_structure(where: str, arrays: list[np.ndarray]) -> None:
 
 
 def load_weights(folder: Path) -> list[np.ndarray]:
-    """Read and validate the arrays in network order (48 for the Engstrom nets); one-line ModelErrors."""
+    """The arrays in network order (48 for the Engstrom nets)."""
+    return load_net(folder)[0]
+
+
+def load_net(folder: Path) -> tuple[list[np.ndarray], str]:
+    """Read and validate the arrays and the decoder kind; one-line ModelErrors."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(
@@ -81,6 +91,10 @@ def load_weights(folder: Path) -> list[np.ndarray]:
         raise ModelError(f"model {folder}: manifest.json unreadable: {exc}") from None
     if not isinstance(manifest, dict):
         raise ModelError(f"model {folder}: manifest.json must be an object of variable name -> entry")
+    extra = manifest.get("vpipe") or {}
+    decoder = extra.get("decoder", "transpose") if isinstance(extra, dict) else None
+    if decoder not in DECODERS:
+        raise ModelError(f"model {folder}: manifest.json \"vpipe\".decoder must be one of {', '.join(DECODERS)}")
     count = sum(1 for i in range(3 * len(layers(64))) if _var_name(i) in manifest)
     if count < 3 * len(layers(1)) or (count // 3 - 6) % 2 or count % 3:
         raise ModelError(f"model {folder}: manifest.json lists {count} variables; a Johnson-style net has "
@@ -102,8 +116,8 @@ def load_weights(folder: Path) -> list[np.ndarray]:
         if size != expected:
             raise ModelError(f"model {folder}: {name} has {size} bytes, expected {expected} (shape {shape})")
         arrays.append(np.fromfile(path, dtype="<f4").astype(np.float32).reshape(shape))
-    _check_structure(str(folder), arrays)
-    return arrays
+    _check_structure(str(folder), arrays, decoder)
+    return arrays, decoder
 
 
 def pad_to_multiple(frame: np.ndarray, m: int, margin: int = 0) -> tuple[np.ndarray, tuple[int, int]]:
@@ -129,33 +143,37 @@ def _check_frame(i: int, frame: np.ndarray) -> None:
         raise ValueError(f"frame {i}: expected an HxWx3 uint8 RGB array, got {got}")
 
 
-def _layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: bool, stride: int = 1, relu: bool = True) -> tf.Tensor:
+def _layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: str = "", stride: int = 1,
+           relu: bool = True) -> tf.Tensor:
     kernel, shift, scale = w[3 * i : 3 * i + 3]
-    if up:
-        s = tf.shape(x)
+    s = tf.shape(x)
+    if up == "transpose":
         out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
         x = tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
+    elif up == "resize":
+        x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
+        x = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
     else:
         x = tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
     x = _instance_norm(x, shift, scale)
     return tf.nn.relu(x) if relu else x
 
 
-def transform(x: tf.Tensor, w: Sequence[tf.Tensor]) -> tf.Tensor:
+def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose") -> tf.Tensor:
     """The transform net on RGB 0..255 (N, H, W, 3), H and W multiples of 4 -> float RGB 0..255.
 
     Also used (with trainable variables) by `vpipe train-style`.
     """
     blocks = (len(w) // 3 - 6) // 2
-    x = _layer(x, w, 0, False)
-    x = _layer(x, w, 1, False, 2)
-    x = _layer(x, w, 2, False, 2)
+    x = _layer(x, w, 0)
+    x = _layer(x, w, 1, stride=2)
+    x = _layer(x, w, 2, stride=2)
     for r in range(blocks):
-        x = x + _layer(_layer(x, w, 3 + 2 * r, False), w, 4 + 2 * r, False, relu=False)
+        x = x + _layer(_layer(x, w, 3 + 2 * r), w, 4 + 2 * r, relu=False)
     last = 3 + 2 * blocks
-    x = _layer(x, w, last, True)
-    x = _layer(x, w, last + 1, True)
-    x = _layer(x, w, last + 2, False, relu=False)
+    x = _layer(x, w, last, decoder)
+    x = _layer(x, w, last + 1, decoder)
+    x = _layer(x, w, last + 2, relu=False)
     return tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)
 
 
@@ -169,13 +187,14 @@ class FastEngine:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
-        self._w = [tf.constant(a) for a in load_weights(self.model_dir)]
+        arrays, self.decoder = load_net(self.model_dir)
+        self._w = [tf.constant(a) for a in arrays]
         self.blocks = (len(self._w) // 3 - 6) // 2
         # A fixed signature with None dims means a new frame size does not retrace the graph.
         self._run = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
 
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.cast(tf.round(transform(x, self._w)), tf.uint8)
+        return tf.cast(tf.round(transform(x, self._w, self.decoder)), tf.uint8)
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
