@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engines, models, resources, storage, styles, temporal, video
+from . import engines, models, probe, resources, storage, styles, temporal, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, UsageError, VpipeError
 from .executors.local import LocalExecutor
@@ -27,7 +27,7 @@ from .manifest import Manifest, Status
 class SplitResult:
     job: Job
     frames: int
-    info: video.VideoInfo
+    info: probe.VideoInfo
     already: bool = False
     notes: tuple[str, ...] = ()
 
@@ -63,7 +63,7 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
             if not job.frames_dir.is_dir():
                 raise JobError(f"job {job.name!r}: its frames folder {job.frames_dir} was deleted; "
                                "split the video into a new job")
-            info = video.VideoInfo.from_dict(manifest.meta("video"))
+            info = probe.VideoInfo.from_dict(manifest.meta("video"))
             return SplitResult(job, manifest.frame_count(), info, already=True)
         finally:
             manifest.close()
@@ -84,12 +84,12 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
     return SplitResult(job, count, info, notes=tuple(notes))
 
 
-def _decode_frames(source: Path, job: Job, info: video.VideoInfo, fmt: str) -> tuple[int, int, list[str]]:
+def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> tuple[int, int, list[str]]:
     """Decode into frames.partial/, check the count, then rename: never a half frame set named frames/."""
     partial = job.root / "frames.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    rate = video.rational(info.rate)
+    rate = probe.rational(info.rate)
     estimate = info.frame_count or int((info.duration or 0) * float(rate or 30)) + 1
     width = name_width(estimate * 2)
     notes = []
@@ -328,7 +328,7 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
     with JobLock(job):
         manifest = Manifest.open(job.manifest_path)
         try:
-            info = video.VideoInfo.from_dict(manifest.meta("video"))
+            info = probe.VideoInfo.from_dict(manifest.meta("video"))
             source = Path(manifest.meta("source"))
             width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
             total = manifest.frame_count()

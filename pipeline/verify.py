@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import storage, video
+from . import probe, storage
 from .frames import frame_name
 from .job import Job, JobLock, find_job
 from .manifest import Manifest
@@ -80,7 +80,7 @@ def verify(base: Path, name: str | None, fix: bool = False) -> VerifyReport:
 
 def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> VerifyReport:
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    size = video.VideoInfo.from_dict(manifest.meta("video")).display_size
+    size = probe.VideoInfo.from_dict(manifest.meta("video")).display_size
     hashes = manifest.done_hashes()
     names = {idx: frame_name(idx, width, ext) for idx in hashes}
     quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # bad files are reported here

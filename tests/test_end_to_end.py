@@ -15,10 +15,10 @@ from click.testing import Result
 from conftest import assets_or_skip, make_clip
 from test_engine_fast import write_model
 
-from pipeline import video
+from pipeline import probe, video
 
 
-def check_output(path: Path, width: int, height: int, rate: str, frames: int, audio: int) -> video.VideoInfo:
+def check_output(path: Path, width: int, height: int, rate: str, frames: int, audio: int) -> probe.VideoInfo:
     info = video.probe(path)
     assert info.display_size == (width, height)
     assert Fraction(info.rate) == Fraction(rate)

@@ -16,18 +16,8 @@ import pytest
 
 from pipeline import video
 from pipeline.errors import MediaError
-from pipeline.video import (
-    AudioStream,
-    Tools,
-    VideoInfo,
-    assemble_args,
-    output_audio_codecs,
-    parse_ffmpeg_banner,
-    parse_ffprobe,
-    rational,
-    snap_rate,
-    split_args,
-)
+from pipeline.probe import AudioStream, VideoInfo, parse_ffmpeg_banner, parse_ffprobe, rational, snap_rate
+from pipeline.video import Tools, assemble_args, output_audio_codecs, split_args
 
 # ================================================================ pure: rates
 

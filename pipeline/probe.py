@@ -1,0 +1,204 @@
+"""What ffprobe (JSON) or ffmpeg's own stream listing says about a video: pure parsers, no I/O.
+
+`video.probe` runs the binary; these turn its output into a `VideoInfo` (exact rate as a fraction,
+variable-rate detection, rotation, sample aspect ratio, every audio stream).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+
+from .errors import MediaError
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int  # stream index in the source file
+    codec: str
+    channels: int | None = None
+    sample_rate: int | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int  # coded size, before rotation
+    height: int
+    rate: str  # exact frame rate as a fraction "30000/1001": the rate frames are split at
+    avg_rate: str
+    variable_rate: bool
+    frame_count: int | None  # container's claim; the decoded count is what split records
+    duration: float | None
+    pix_fmt: str
+    sar: str
+    rotation: int  # display rotation as ffmpeg states it (and -display_rotation takes): 0, 90, 180, 270
+    codec: str
+    container: str
+    audio: tuple[AudioStream, ...] = field(default_factory=tuple)
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """Width and height as shown (and as split writes frames): swapped for 90/270."""
+        if self.rotation in (90, 270):
+            return self.height, self.width
+        return self.width, self.height
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, object]) -> VideoInfo:
+        audio = tuple(AudioStream(**a) for a in data.get("audio", ()))  # type: ignore[arg-type, attr-defined]
+        return VideoInfo(**{**data, "audio": audio})  # type: ignore[arg-type]
+
+
+def rational(text: str) -> Fraction | None:
+    """"30000/1001" or "29.97" as a Fraction; None for 0/0, N/A and the like."""
+    try:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value > 0 else None
+
+
+def snap_rate(value: float) -> Fraction:
+    """A printed rate ("29.97", "16.67") as the exact fraction it stands for: NTSC x/1001 rates
+    first, else the simplest fraction within the print's rounding (16.67 -> 50/3)."""
+    ntsc = round(value * 1.001)
+    if ntsc and abs(value - Fraction(ntsc * 1000, 1001)) < 0.006 and abs(value - ntsc) > 0.006:
+        return Fraction(ntsc * 1000, 1001)
+    for denominator in range(1, 1001):
+        numerator = round(value * denominator)
+        if numerator and abs(numerator / denominator - value) < 0.005:
+            return Fraction(numerator, denominator)
+    return Fraction(value).limit_denominator(1000)
+
+
+def normal_rotation(degrees: float) -> int:
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def _rate_choice(real: Fraction | None, avg: Fraction | None) -> tuple[Fraction, bool]:
+    """The rate to split at and whether the source is variable-rate (then its average rate)."""
+    if real is None and avg is None:
+        raise MediaError("the video stream has no frame rate")
+    if real is None or avg is None:
+        return (real or avg), False  # type: ignore[return-value]
+    variable = abs(real - avg) / real > Fraction(1, 1000)
+    return (avg if variable else real), variable
+
+
+def _language(tag: str | None) -> str | None:
+    """A stream's language tag; "und" (undetermined) is the same as none."""
+    return tag if tag and tag != "und" else None
+
+
+def parse_ffprobe(text: str) -> VideoInfo:
+    """VideoInfo from `ffprobe -print_format json -show_format -show_streams` output."""
+    data = json.loads(text)
+    streams = data.get("streams", [])
+    videos = [s for s in streams if s.get("codec_type") == "video"
+              and not s.get("disposition", {}).get("attached_pic")]
+    if not videos:
+        raise MediaError("no video stream")
+    v = videos[0]
+    real, avg = rational(v.get("r_frame_rate", "")), rational(v.get("avg_frame_rate", ""))
+    rate, variable = _rate_choice(real, avg)
+    rotation = 0.0
+    for side in v.get("side_data_list", []):
+        if "rotation" in side:
+            rotation = float(side["rotation"])
+    if "rotate" in v.get("tags", {}):
+        rotation = -float(v["tags"]["rotate"])  # the old tag is clockwise
+    duration = v.get("duration") or data.get("format", {}).get("duration")
+    nb = v.get("nb_frames")
+    audio = tuple(
+        AudioStream(index=int(s["index"]), codec=s.get("codec_name", "unknown"),
+                    channels=s.get("channels"), sample_rate=int(s["sample_rate"]) if s.get("sample_rate") else None,
+                    language=_language(s.get("tags", {}).get("language")))
+        for s in streams if s.get("codec_type") == "audio")
+    sar = v.get("sample_aspect_ratio", "1:1")
+    return VideoInfo(
+        width=int(v["width"]), height=int(v["height"]), rate=str(rate), avg_rate=str(avg or rate),
+        variable_rate=variable, frame_count=int(nb) if nb and str(nb).isdigit() else None,
+        duration=float(duration) if duration not in (None, "N/A") else None,
+        pix_fmt=v.get("pix_fmt", "unknown"), sar=sar if sar not in ("0:1", "N/A") else "1:1",
+        rotation=normal_rotation(rotation), codec=v.get("codec_name", "unknown"),
+        container=data.get("format", {}).get("format_name", "unknown"), audio=audio)
+
+
+_STREAM = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[0x[0-9a-f]+\])?(?:\(([^)]*)\))?: (\w+): (.*)$")
+
+
+def _top_level_parts(text: str) -> list[str]:
+    """Split "h264 (High), yuv420p(tv, bt709), 640x360 [SAR 1:1]" at commas outside brackets."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "(["
+        depth -= char in ")]"
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    parts.append(current.strip())
+    return parts
+
+
+def _number(text: str) -> float:
+    text = text.strip()
+    return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+
+
+def parse_ffmpeg_banner(text: str) -> VideoInfo:
+    """VideoInfo from the stream listing `ffmpeg -i FILE` prints (used when there is no ffprobe)."""
+    container = re.search(r"Input #0, ([^ ]+), from", text)
+    duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    blocks: list[tuple[re.Match[str], list[str]]] = []
+    for line in text.splitlines():
+        match = _STREAM.match(line)
+        if match:
+            blocks.append((match, []))
+        elif blocks:
+            blocks[-1][1].append(line)
+    video = next(((m, rest) for m, rest in blocks
+                  if m.group(3) == "Video" and "(attached pic)" not in m.group(4)), None)
+    if video is None:
+        raise MediaError("no video stream")
+    match, rest = video
+    parts = _top_level_parts(match.group(4))
+    size = next((re.match(r"(\d+)x(\d+)", p) for p in parts if re.match(r"\d+x\d+", p)), None)
+    if size is None:
+        raise MediaError("the video stream has no size")
+    fps = next((_number(p.split()[0]) for p in parts if p.endswith(" fps")), None)
+    tbr = next((_number(p.split()[0]) for p in parts if p.endswith(" tbr")), None)
+    real = snap_rate(tbr) if tbr else None
+    avg = snap_rate(fps) if fps else None
+    rate, variable = _rate_choice(real, avg)
+    sar = re.search(r"SAR (\d+:\d+)", match.group(4))
+    rotation = re.search(r"rotation of (-?[\d.]+) degrees", "\n".join(rest))
+    pix_fmt = parts[1].split("(")[0].strip() if len(parts) > 1 else "unknown"
+    audio = []
+    for m, _ in blocks:
+        if m.group(3) != "Audio":
+            continue
+        fields = _top_level_parts(m.group(4))
+        hz = next((int(p.split()[0]) for p in fields if p.endswith(" Hz")), None)
+        layout = fields[2] if len(fields) > 2 else ""
+        channels = {"mono": 1, "stereo": 2, "5.1": 6, "5.1(side)": 6, "7.1": 8}.get(layout)
+        audio.append(AudioStream(index=int(m.group(1)), codec=fields[0].split()[0],
+                                 channels=channels, sample_rate=hz, language=_language(m.group(2))))
+    seconds = None
+    if duration:
+        h, mnt, s = duration.groups()
+        seconds = int(h) * 3600 + int(mnt) * 60 + float(s)
+    return VideoInfo(
+        width=int(size.group(1)), height=int(size.group(2)), rate=str(rate), avg_rate=str(avg or rate),
+        variable_rate=variable, frame_count=None, duration=seconds, pix_fmt=pix_fmt,
+        sar=sar.group(1) if sar and sar.group(1) != "0:1" else "1:1",
+        rotation=normal_rotation(float(rotation.group(1))) if rotation else 0,
+        codec=parts[0].split()[0], container=container.group(1) if container else "unknown",
+        audio=tuple(audio))
