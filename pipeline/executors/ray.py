@@ -51,12 +51,12 @@ def connect(address: str | None) -> Cluster:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise VpipeError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
-    alive = [node for node in ray.nodes() if node.get("Alive")]
-    return Cluster(started, len(alive), float(ray.cluster_resources().get("GPU", 0)))
+    workable = [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= 1]
+    return Cluster(started, len(workable), float(ray.cluster_resources().get("GPU", 0)))
 
 
 def placement(cluster: Cluster, device: str, workers: int | None, gpus_per_worker: int | None) -> tuple[int, int]:
-    """(workers, GPUs per worker): by default one worker per GPU, else one per node."""
+    """(workers, GPUs per worker): by default one worker per GPU, else one per node with a CPU to give."""
     if gpus_per_worker is None:
         gpus_per_worker = 1 if device != "cpu" and cluster.gpus >= 1 else 0
     if device == "cpu" and gpus_per_worker:
