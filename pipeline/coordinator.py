@@ -82,6 +82,7 @@ class Coordinator:
         self.tries: dict[int, int] = {}
         self.outcome = Outcome()
         self.stop: VpipeError | None = None
+        self.lost_loads = 0
 
     def run(self, chunks: list[list[int]]) -> Outcome:
         self.queue.extend(chunks)
@@ -195,6 +196,10 @@ class Coordinator:
             self.stop = VpipeError(f"a worker failed while loading the engine ({reason})"
                                    + (f": {stderr_tail}" if stderr_tail else ""))
             return
+        if not slot.ready and lost:
+            self.lost_loads += 1
+            if self.lost_loads > 3 * len(self.slots):  # the cluster keeps losing workers: not a frame's fault
+                self.stop = VpipeError(f"Ray workers keep dying before their engine loads: {reason}")
         in_flight = slot.current if slot.current in slot.remaining else None
         rest = [f for f in slot.remaining if f != in_flight]
         slot.remaining = []
