@@ -10,6 +10,7 @@ import pytest
 from click.testing import Result
 from conftest import make_clip
 
+from pipeline.errors import UsageError, VpipeError
 from pipeline.manifest import Manifest
 from pipeline.storage import file_digest
 
@@ -122,3 +123,10 @@ def test_placement_defaults() -> None:
         ray_executor.placement(cpu_only, "gpu", None, None)
     with pytest.raises(Exception, match="has 8 GPUs"):
         ray_executor.placement(gpus, "auto", None, 16)
+
+
+def test_an_unreachable_ray_address_is_one_line_not_minutes_of_retries() -> None:
+    with pytest.raises(VpipeError, match=r"cannot connect to the Ray cluster at 127.0.0.1:1: Connection refused"):
+        ray_executor._check_reachable("127.0.0.1:1")
+    with pytest.raises(UsageError, match="expected auto or HOST:PORT"):
+        ray_executor._check_reachable("somewhere")

@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,8 @@ class Cluster:
 def connect(address: str | None) -> Cluster:
     """Join the cluster at address ("auto", "HOST:PORT"), or start a local Ray instance."""
     started = not ray.is_initialized()
+    if started and address and address != "auto":
+        _check_reachable(address)  # Ray itself would retry an unreachable address for minutes
     if started:
         quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
         try:
@@ -53,6 +56,16 @@ def connect(address: str | None) -> Cluster:
             raise VpipeError(f"cannot connect to {where}: {str(exc).strip().splitlines()[0]}") from None
     workable = [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= 1]
     return Cluster(started, len(workable), float(ray.cluster_resources().get("GPU", 0)))
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address!r}: expected auto or HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as exc:
+        raise VpipeError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def placement(cluster: Cluster, device: str, workers: int | None, gpus_per_worker: int | None) -> tuple[int, int]:
