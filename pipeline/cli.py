@@ -134,6 +134,12 @@ run_options = [
     click.option("--frame-timeout", type=click.FloatRange(min=0, min_open=True),
                  help="Seconds before a frame counts as hung (default 600)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="Where engines run (default auto)."),
+    click.option("--executor", type=click.Choice(["local", "ray"]),
+                 help="Worker processes on this machine (default), or on a Ray cluster (pip install 'vpipe[ray]')."),
+    click.option("--ray-address", metavar="auto|HOST:PORT",
+                 help="ray: the cluster to join (default: start a local Ray instance)."),
+    click.option("--gpus-per-worker", type=click.IntRange(min=0),
+                 help="ray: GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)."),
 ]
 
 

@@ -14,14 +14,19 @@ from typing import Any, Protocol
 
 from . import faults
 from .errors import DiskFullError, Interrupted, VpipeError
-from .executors.local import Event, WorkerProcess, describe_exit
+from .executors.local import Event, describe_exit
 from .manifest import ErrorKind, Manifest
+
+
+class Worker(Protocol):
+    @property
+    def pid(self) -> int: ...  # changes whenever the slot gets a fresh worker
 
 
 class Executor(Protocol):
     size: int
 
-    def submit(self, slot: int, frames: list[int]) -> WorkerProcess: ...
+    def submit(self, slot: int, frames: list[int]) -> Worker: ...
     def next_event(self, timeout: float) -> Event | None: ...
     def kill(self, slot: int) -> None: ...
     def shutdown(self) -> None: ...
@@ -46,6 +51,7 @@ class Slot:
     chunk_done: int = 0
     chunk_failed: int = 0
     timed_out: bool = False
+    retired: bool = False  # the executor cannot run this slot any more (no room on the Ray cluster)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class Coordinator:
         self.tries: dict[int, int] = {}
         self.outcome = Outcome()
         self.stop: VpipeError | None = None
+        self.lost_loads = 0
 
     def run(self, chunks: list[list[int]]) -> Outcome:
         self.queue.extend(chunks)
@@ -100,7 +107,7 @@ class Coordinator:
 
     def _dispatch(self) -> None:
         for number, slot in self.slots.items():
-            if slot.busy or not self.queue:
+            if slot.busy or slot.retired or not self.queue:
                 continue
             chunk = self.queue.popleft()
             self.manifest.mark_running(chunk, self.run_id, f"slot-{number}")
@@ -137,7 +144,9 @@ class Coordinator:
         elif event.kind == "fatal":
             self.stop = VpipeError(f"the engine could not be loaded: {data['message']}")
         elif event.kind == "exit" and data["pid"] == slot.pid:
-            self._worker_died(slot, int(data["returncode"]), str(data.get("stderr_tail") or ""))
+            self._worker_died(slot, data)
+        elif event.kind == "retired" and data["pid"] == slot.pid:
+            self._retire(slot, str(data["reason"]))
 
     def _done(self, slot: Slot, frame: int, seconds: float, digest: str, stats: dict[str, Any] | None) -> None:
         self._forget(slot, frame)
@@ -175,14 +184,22 @@ class Coordinator:
                                      time.monotonic() - slot.chunk_started)
         slot.busy, slot.chunk, slot.remaining, slot.current = False, [], [], None
 
-    def _worker_died(self, slot: Slot, returncode: int, stderr_tail: str) -> None:
+    def _worker_died(self, slot: Slot, data: dict[str, Any]) -> None:
+        # "lost": a Ray actor died with its node (or was killed): its reason says so, and one that
+        # dies before its engine loaded only hands its chunk back, like a slot that was never placed.
+        lost = bool(data.get("lost"))
+        stderr_tail = str(data.get("stderr_tail") or "")
         kind, reason = ("timeout", f"no result within {self.limits.frame_timeout:g} s") if slot.timed_out \
-            else describe_exit(returncode)
+            else ("crashed", str(data["reason"])) if lost else describe_exit(int(data["returncode"]))
         slot.pid = None
-        if not slot.ready and not slot.timed_out:
+        if not slot.ready and not slot.timed_out and not lost:
             self.stop = VpipeError(f"a worker failed while loading the engine ({reason})"
                                    + (f": {stderr_tail}" if stderr_tail else ""))
             return
+        if not slot.ready and lost:
+            self.lost_loads += 1
+            if self.lost_loads > 3 * len(self.slots):  # the cluster keeps losing workers: not a frame's fault
+                self.stop = VpipeError(f"Ray workers keep dying before their engine loads: {reason}")
         in_flight = slot.current if slot.current in slot.remaining else None
         rest = [f for f in slot.remaining if f != in_flight]
         slot.remaining = []
@@ -191,6 +208,15 @@ class Coordinator:
         if rest:
             self.queue.appendleft(rest)
         self._end_chunk(slot)
+
+    def _retire(self, slot: Slot, reason: str) -> None:
+        slot.pid, slot.retired = None, True
+        if slot.remaining:
+            self.queue.appendleft(slot.remaining)
+        slot.remaining = []
+        self._end_chunk(slot)
+        if all(s.retired for s in self.slots.values()):
+            self.stop = VpipeError(f"no worker could be started: {reason}")
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()

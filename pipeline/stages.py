@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engines, models, probe, resources, storage, styles, temporal, video
+from . import engines, executors, models, probe, resources, storage, styles, temporal, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, UsageError, VpipeError
-from .executors.local import LocalExecutor
 from .frames import FrameRange, count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
 from .job import Job, JobLock, check_name, find_job, name_from_path, remember_last
 from .logs import RunLog
@@ -133,6 +131,9 @@ class RunOptions:
     max_attempts: int = 2
     frame_timeout: float = 600.0
     device: str = "auto"
+    executor: str = "local"  # local | ray
+    ray_address: str | None = None
+    gpus_per_worker: int | None = None
     restart: bool = False
     params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
     temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
@@ -146,21 +147,6 @@ class RunResult:
     seconds: float
     counts: dict[Status, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-
-
-def gpu_count() -> int:
-    """GPUs visible to workers, found without importing TensorFlow (nvidia-smi, CUDA_VISIBLE_DEVICES)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return 0
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
 IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal")
@@ -265,14 +251,9 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
 
 def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], todo: list[int],
          options: RunOptions) -> Outcome:
-    gpus = 0 if options.device == "cpu" else gpu_count()
-    if options.device == "gpu" and not gpus:
-        raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
     resources.memory_limit()  # a malformed VPIPE_WORKER_MEMORY is a usage error here, not a worker crash
-    workers = options.workers or max(gpus, 1)
-    cores = os.cpu_count() or 1
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    engine_options = {**settings.get("params", {}), "threads": 0 if gpus else max(1, cores // workers), "batch": 1}
+    engine_options = {**settings.get("params", {}), "batch": 1}
     if settings.get("image"):
         engine_options["style_image"] = settings["image"]
     config = {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
@@ -280,11 +261,13 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
               "max_side": settings.get("max_side"), "temporal": settings.get("temporal"),
               "options": engine_options}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if not gpus:
-        env["CUDA_VISIBLE_DEVICES"] = "-1"
-    executor = LocalExecutor(config, workers, env, job.worker_logs, gpus=gpus)
+    where = executors.Placement(options.executor, options.device, options.workers, options.gpus_per_worker,
+                                options.ray_address)
+    executor = executors.create(where, config, env, job.worker_logs, job.root)
+    workers = executor.size
     log = RunLog(job.log_path, len(todo), job.name)
-    log.event("run_started", run=run_id, frames=len(todo), workers=workers, engine=settings["engine"],
+    log.event("run_started", run=run_id, frames=len(todo), workers=workers, executor=options.executor,
+              engine=settings["engine"],
               style=settings["style"])
 
     def file_ok(frame: int) -> bool:

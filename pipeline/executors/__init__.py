@@ -1,1 +1,82 @@
-"""Executors run worker processes and turn what they say (or how they die) into events."""
+"""Executors run worker processes and turn what they say (or how they die) into events.
+
+`local` (the default) runs them on this machine; `ray` (the optional extra) anywhere on a Ray cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UsageError
+from .local import LocalExecutor
+
+if TYPE_CHECKING:
+    from .ray import RayExecutor
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the workers of a run go: the command line's --executor, --device, --workers and friends."""
+
+    executor: str = "local"  # local | ray
+    device: str = "auto"  # auto | cpu | gpu
+    workers: int | None = None
+    gpus_per_worker: int | None = None  # ray only
+    ray_address: str | None = None  # ray only: auto, HOST:PORT, or None to start a local Ray instance
+
+
+def gpu_count() -> int:
+    """GPUs visible to workers, found without importing TensorFlow (nvidia-smi, CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+
+
+def engine_threads(gpus: int, workers: int) -> int:
+    """0 (the engine's own choice) on a GPU; else this machine's cores shared among the workers."""
+    return 0 if gpus else max(1, (os.cpu_count() or 1) // workers)
+
+
+def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path,
+           job_root: Path) -> LocalExecutor | RayExecutor:
+    """The executor for a run; config["options"]["threads"] is filled in once the worker count is known."""
+    if where.executor == "ray":
+        return _ray(where, config, env, logs, job_root)
+    if where.gpus_per_worker is not None:
+        raise UsageError("--gpus-per-worker is for --executor ray (locally each worker gets one GPU)")
+    if where.ray_address is not None:
+        raise UsageError("--ray-address is for --executor ray")
+    gpus = 0 if where.device == "cpu" else gpu_count()
+    if where.device == "gpu" and not gpus:
+        raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
+    workers = where.workers or max(gpus, 1)
+    config["options"]["threads"] = engine_threads(gpus, workers)
+    env = {**env, "CUDA_VISIBLE_DEVICES": "-1"} if not gpus else env
+    return LocalExecutor(config, workers, env, logs, gpus=gpus)
+
+
+def _ray(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path, job_root: Path) -> RayExecutor:
+    from . import ray as ray_executor  # a one-line UsageError when the extra is not installed
+
+    cluster = ray_executor.connect(where.ray_address)
+    try:
+        workers, gpus = ray_executor.placement(cluster, where.device, where.workers, where.gpus_per_worker)
+        config["options"]["threads"] = engine_threads(gpus, workers)
+        return ray_executor.RayExecutor(config, workers, env, logs, job_root, cluster, gpus)
+    except BaseException:
+        if cluster.started:
+            ray_executor.ray.shutdown()
+        raise
