@@ -129,6 +129,7 @@ class RunOptions:
     frames: FrameRange | None = None
     chunk: int = 50
     workers: int | None = None
+    threads: int | None = None  # compute threads per worker
     max_side: int | None = None
     max_attempts: int = 2
     frame_timeout: float = 600.0
@@ -269,10 +270,9 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     if options.device == "gpu" and not gpus:
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
     resources.memory_limit()  # a malformed VPIPE_WORKER_MEMORY is a usage error here, not a worker crash
-    workers = options.workers or max(gpus, 1)
-    cores = os.cpu_count() or 1
+    workers, threads = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, options.workers, options.threads)
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    engine_options = {**settings.get("params", {}), "threads": 0 if gpus else max(1, cores // workers), "batch": 1}
+    engine_options = {**settings.get("params", {}), "threads": threads, "batch": 1}
     if settings.get("image"):
         engine_options["style_image"] = settings["image"]
     config = {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
@@ -284,7 +284,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
         env["CUDA_VISIBLE_DEVICES"] = "-1"
     executor = LocalExecutor(config, workers, env, job.worker_logs, gpus=gpus)
     log = RunLog(job.log_path, len(todo), job.name)
-    log.event("run_started", run=run_id, frames=len(todo), workers=workers, engine=settings["engine"],
+    log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=threads, engine=settings["engine"],
               style=settings["style"])
 
     def file_ok(frame: int) -> bool:
