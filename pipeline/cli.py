@@ -130,7 +130,8 @@ def _report(result: stages.RunResult) -> None:
 run_options = [
     click.option("--job", help="Job name (default: the only job, else the last one split)."),
     click.option("--chunk", type=click.IntRange(min=1), help="Frames per chunk (default 50)."),
-    click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: 1 per GPU, else 1)."),
+    click.option("--workers", type=click.IntRange(min=1),
+                 help="Worker processes (default: 1 per GPU, else 1 per core up to 4, see README \"Speed\")."),
     click.option("--max-attempts", type=click.IntRange(min=1), help="Tries per frame in this run (default 2)."),
     click.option("--frame-timeout", type=click.FloatRange(min=0, min_open=True),
                  help="Seconds before a frame counts as hung (default 600)."),
