@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 WAVE = ASSETS / "models/lengstrom_fst/wave"
 CLIPS = {"640x360": ASSETS / "video/slow_traffic_small.mp4", "1280x720": ASSETS / "video/cockatoo_yuv420.mp4"}
+SIZES = os.environ.get("BENCH_SIZES", ",".join(CLIPS)).split(",")  # e.g. BENCH_SIZES=640x360
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 E2E_FRAMES = int(os.environ.get("BENCH_E2E_FRAMES", "30"))
 THREADS = int(os.environ.get("BENCH_THREADS", str(len(os.sched_getaffinity(0)))))
@@ -137,8 +139,10 @@ def conv_peak(size: tuple[int, int]) -> dict[str, float]:
         xa, ka = tf.cast(x, dtype), tf.cast(k, dtype)
         runs[name] = lambda f=f, xa=xa, ka=ka: f(xa, ka).numpy()
     concrete = tf.function(lambda a: tf.nn.conv2d(a, k, 1, "SAME")).get_concrete_function(tf.TensorSpec([1, h, w, 128]))
-    lite = tf.lite.Interpreter(model_content=tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(),
-                               num_threads=THREADS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite deprecation notices
+        lite = tf.lite.Interpreter(model_content=tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(),
+                                   num_threads=THREADS)
     lite.allocate_tensors()
     lite.set_tensor(lite.get_input_details()[0]["index"], x.numpy())
     runs["XNNPACK fp32"] = lite.invoke
@@ -253,6 +257,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="vpipe-bench-fast-"))
     try:
         for label, clip in CLIPS.items():
+            if label not in SIZES:
+                continue
             folder = work / label
             folder.mkdir()
             network_bench(label, clip, folder)
