@@ -19,6 +19,7 @@ from . import verify as verify_stage
 from .cli_models import models_group, styles_command
 from .cli_train import train_style
 from .engines import PARAMS as ENGINE_PARAMS
+from .engines.precision import PRECISIONS
 from .errors import DISK_FULL_HINT, DiskFullError, UsageError, VpipeError, is_disk_full
 from .frames import FrameRange, parse_range
 from .job import jobs_dir
@@ -129,7 +130,8 @@ def _report(result: stages.RunResult) -> None:
 run_options = [
     click.option("--job", help="Job name (default: the only job, else the last one split)."),
     click.option("--chunk", type=click.IntRange(min=1), help="Frames per chunk (default 50)."),
-    click.option("--workers", type=click.IntRange(min=1), help="Worker processes (default: 1 per GPU, else 1)."),
+    click.option("--workers", type=click.IntRange(min=1),
+                 help="Worker processes (default: 1 per GPU, else 1 per core up to 4, see README \"Speed\")."),
     click.option("--max-attempts", type=click.IntRange(min=1), help="Tries per frame in this run (default 2)."),
     click.option("--frame-timeout", type=click.FloatRange(min=0, min_open=True),
                  help="Seconds before a frame counts as hung (default 600)."),
@@ -140,6 +142,8 @@ run_options = [
                  help="ray: the cluster to join (default: start a local Ray instance)."),
     click.option("--gpus-per-worker", type=click.IntRange(min=0),
                  help="ray: GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)."),
+    click.option("--threads", type=click.IntRange(min=1),
+                 help="Compute threads per worker (default: chosen from the machine, see README \"Speed\")."),
 ]
 
 
@@ -165,6 +169,7 @@ def _temporal(value: str | None, off: bool) -> float | bool | None:
 
 GATYS_PARAMS = ENGINE_PARAMS["gatys"]
 ARBITRARY_PARAMS = ("strength",)  # on the command line; mode and transfer only in a style.toml
+FAST_PARAMS = ENGINE_PARAMS["fast"]
 
 
 def _layers(text: str | None, weighted: bool) -> Any:
@@ -208,11 +213,14 @@ def _layers(text: str | None, weighted: bool) -> Any:
 @click.option("--style-layers", help="gatys: style layers with weights, e.g. conv1:0.5,fire2,fire3 (default per --net).")
 @click.option("--strength", type=click.FloatRange(0, 1),
               help="arbitrary: how much of the painting's style, 0..1 (default 1; less keeps more of the frame's own).")
+@click.option("--precision", type=click.Choice(PRECISIONS),
+              help="fast: number format of the convolutions (default auto: bf16 on CPUs with AVX-512 BF16/AMX, "
+                   "fp16 on GPUs, else fp32).")
 @click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
 @click.pass_context
 def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
     """Stylize pending frames in crash-isolated workers; resumable."""
-    params = {k: kw.pop(k) for k in (*GATYS_PARAMS, *ARBITRARY_PARAMS)}
+    params = {k: kw.pop(k) for k in (*GATYS_PARAMS, *ARBITRARY_PARAMS, *FAST_PARAMS)}
     params["content_layers"] = _layers(params["content_layers"], weighted=False)
     params["style_layers"] = _layers(params["style_layers"], weighted=True)
     options = _run_options(**kw, temporal=_temporal(temporal, no_temporal),

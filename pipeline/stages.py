@@ -127,6 +127,7 @@ class RunOptions:
     frames: FrameRange | None = None
     chunk: int = 50
     workers: int | None = None
+    threads: int | None = None  # compute threads per worker
     max_side: int | None = None
     max_attempts: int = 2
     frame_timeout: float = 600.0
@@ -261,13 +262,13 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
               "max_side": settings.get("max_side"), "temporal": settings.get("temporal"),
               "options": engine_options}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    where = executors.Placement(options.executor, options.device, options.workers, options.gpus_per_worker,
-                                options.ray_address)
+    where = executors.Placement(options.executor, options.device, options.workers, options.threads,
+                                options.gpus_per_worker, options.ray_address)
     executor = executors.create(where, config, env, job.worker_logs, job.root)
     workers = executor.size
     log = RunLog(job.log_path, len(todo), job.name)
-    log.event("run_started", run=run_id, frames=len(todo), workers=workers, executor=options.executor,
-              engine=settings["engine"],
+    log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=config["options"]["threads"],
+              executor=options.executor, engine=settings["engine"],
               style=settings["style"])
 
     def file_ok(frame: int) -> bool:

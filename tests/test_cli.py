@@ -94,3 +94,25 @@ def test_temporal_option_takes_an_optional_weight(vpipe: Callable[..., Result], 
     assert settings()["temporal"] is None
     assert vpipe(*common).exit_code == 0
     assert settings()["temporal"] is None  # off by default for plain engines
+
+
+def test_precision_is_a_fast_engine_setting_the_job_keeps(tmp_path: Path, vpipe: Callable[..., Result], clip: Path) -> None:
+    from test_engine_fast import write_model
+
+    from pipeline.manifest import Manifest
+
+    model = write_model(tmp_path / "net", channels=(8, 16, 32))
+    assert vpipe("split", str(clip), "--job", "p").exit_code == 0
+    refused = vpipe("stylize", "--engine", "posterize", "--style", str(model / "manifest.json"), "--precision", "bf16")
+    one_line_error(refused, 2, "--precision: only for the fast engine")
+    done = vpipe("stylize", "--engine", "fast", "--style", str(model), "--precision", "bf16", "--range", "1-2",
+                 "--workers", "1", "--threads", "1")
+    assert done.exit_code == 0, done.output
+    manifest = Manifest.open(tmp_path / "jobs" / "p" / "manifest.sqlite")
+    try:
+        assert manifest.meta("settings")["params"] == {"precision": "bf16"}
+    finally:
+        manifest.close()
+    one_line_error(vpipe("stylize", "--precision", "fp32"), 2, "2 frames styled with other settings")
+    resumed = vpipe("stylize", "--range", "3-3", "--workers", "1")  # the job's own bf16
+    assert resumed.exit_code == 0 and "1 frames styled" in resumed.output

@@ -209,7 +209,8 @@ def test_a_crash_at_each_step_of_publishing_loses_and_corrupts_nothing(
     job = small_job
     state = tmp_path / "faults"
     state.mkdir()
-    args = ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "4"]
+    # one worker: chunk 1-4 is done before chunk 5-8 starts (the default runs one worker per core)
+    args = ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "4", "--workers", "1"]
     faults = json.dumps({"frames": {str(K): mode}, "point": point, "times": 1, "state": str(state)})
     proc, workers = run_watching_workers(args, {**env, "VPIPE_FAULTS": faults})
     assert workers, "no worker was seen"

@@ -13,7 +13,7 @@ from conftest import make_clip
 
 from pipeline.errors import UsageError
 from pipeline.manifest import Manifest, Status
-from pipeline.resources import parse_size
+from pipeline.resources import parse_size, plan_workers
 
 K = 6  # the frame that misbehaves: mid-chunk, so the rest of its chunk must go to a fresh worker
 
@@ -122,3 +122,46 @@ def test_a_malformed_memory_limit_is_a_usage_error(tmp_path: Path, job: Path, vp
     monkeypatch.setenv("VPIPE_WORKER_MEMORY", "lots")
     result = vpipe(*stylize_args(tmp_path))
     assert result.exit_code == 2 and "VPIPE_WORKER_MEMORY='lots' is not a size" in result.output
+
+
+@pytest.mark.parametrize(("cores", "gpus", "workers", "threads", "plan"), [
+    (2, 0, None, None, (2, 1)),  # one single-threaded worker per core (README "Speed")
+    (16, 0, None, None, (4, 4)),  # at most 4 workers; the cores shared out
+    (2, 0, 1, None, (1, 2)),
+    (8, 0, None, 2, (4, 2)),
+    (2, 0, 3, 1, (3, 1)),
+    (16, 2, None, None, (2, 0)),  # one worker per GPU, the engine's own threads
+    (1, 0, None, None, (1, 1)),
+])
+def test_workers_and_threads_from_the_machine(cores: int, gpus: int, workers: int | None, threads: int | None,
+                                              plan: tuple[int, int]) -> None:
+    assert plan_workers(cores, gpus, workers, threads) == plan
+
+
+def test_prefetch_reads_ahead_in_order_and_raises_in_the_callers_frame() -> None:
+    import threading
+
+    import numpy as np
+
+    from pipeline.worker import Prefetch
+
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def read(index: int) -> np.ndarray:
+        with lock:
+            seen.append(index)
+        if index == 3:
+            raise ValueError("000003.png does not decode as an image")
+        return np.full((2, 2, 3), index, np.uint8)
+
+    source = Prefetch(read, [1, 2, 3, 4, 5], ahead=2)
+    try:
+        assert source.get(1)[0, 0, 0] == 1
+        assert source.get(2)[0, 0, 0] == 2
+        with pytest.raises(ValueError, match="000003.png"):
+            source.get(3)
+        assert source.get(4)[0, 0, 0] == 4 and source.get(5)[0, 0, 0] == 5
+    finally:
+        source.close()
+    assert seen == [1, 2, 3, 4, 5]  # one reader thread, in chunk order: each frame read once

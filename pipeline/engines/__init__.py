@@ -21,6 +21,7 @@ PARAMS = {
     "gatys": ("net", "iterations", "optimizer", "style_weight", "content_weight", "tv_weight", "init", "seed",
               "content_layers", "style_layers"),
     "arbitrary": ("strength", "mode", "transfer"),
+    "fast": ("precision",),  # bf16/fp16 convolutions; gatys (an optimization) and arbitrary (TF Lite) stay fp32
 }
 
 

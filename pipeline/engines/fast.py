@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import ModelError
+from pipeline.engines import fast_net
+from pipeline.engines import precision as precisions
+from pipeline.errors import ModelError, UsageError
 
 BLOCKS = 5  # residual blocks of the Johnson/Engstrom net; slim trained variants may have fewer
 # How the decoder doubles the size: "transpose" (stride-2 transposed convs, Johnson/Engstrom; kernels
@@ -178,23 +181,27 @@ def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose") 
 
 
 class FastEngine:
-    """One style's transform net; weights are loaded once, then every frame size shares one graph."""
+    """One style's transform net; weights are loaded once, then every frame size shares one network.
+
+    backend "tf": one TF graph (any precision, CPU or GPU); "xnnpack": TF Lite's XNNPACK kernels (fp32,
+    CPU; the fastest CPU path measured here, see README "Speed").
+    """
 
     name = "fast"
 
-    def __init__(self, model_dir: Path, batch_size: int = 1) -> None:
+    def __init__(self, model_dir: Path, batch_size: int = 1, precision: str = "fp32", backend: str = "tf",
+                 threads: int = 0) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if precision not in fast_net.DTYPES or backend not in BACKENDS or (backend == "xnnpack" and precision != "fp32"):
+            raise UsageError(f"fast engine: backend {backend!r} with {precision} (backends: tf, or xnnpack for fp32)")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
+        self.precision, self.backend = precision, backend
         arrays, self.decoder = load_net(self.model_dir)
-        self._w = [tf.constant(a) for a in arrays]
-        self.blocks = (len(self._w) // 3 - 6) // 2
-        # A fixed signature with None dims means a new frame size does not retrace the graph.
-        self._run = tf.function(self._forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-
-    def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        return tf.cast(tf.round(transform(x, self._w, self.decoder)), tf.uint8)
+        self.blocks = (len(arrays) // 3 - 6) // 2
+        self._run = (fast_net.LiteNet(arrays, self.decoder, threads) if backend == "xnnpack"
+                     else fast_net.graph(arrays, self.decoder, precision))
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
@@ -208,11 +215,22 @@ class FastEngine:
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
                 padded = [pad_to_multiple(frames[i], 4, MARGIN)[0] for i in chunk]
-                result = self._run(tf.constant(np.stack(padded).astype(np.float32))).numpy()
+                result = np.asarray(self._run(np.stack(padded).astype(np.float32)))
                 h, w = frames[chunk[0]].shape[:2]
                 for i, r in zip(chunk, result, strict=False):
                     out[i] = np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w])
         return out  # type: ignore[return-value]
+
+
+BACKENDS = ("tf", "xnnpack")
+BACKEND_ENV = "VPIPE_FAST_BACKEND"  # tf or xnnpack: overrides the choice below (benchmarks, debugging)
+
+
+def choose(asked: str, gpu: bool, flags: frozenset[str]) -> tuple[str, str]:
+    """(precision, backend) for this machine: XNNPACK for fp32 on a CPU, the TF graph otherwise."""
+    chosen = precisions.resolve(asked, gpu, flags)
+    backend = os.environ.get(BACKEND_ENV) or ("xnnpack" if chosen == "fp32" and not gpu else "tf")
+    return chosen, backend
 
 
 def load(model: Path, options: dict[str, Any]) -> FastEngine:
@@ -221,4 +239,7 @@ def load(model: Path, options: dict[str, Any]) -> FastEngine:
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    return FastEngine(model, batch_size=int(options.get("batch") or 1))
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    chosen, backend = choose(str(options.get("precision") or "auto"), gpu, precisions.cpu_flags())
+    return FastEngine(model, batch_size=int(options.get("batch") or 1), precision=chosen, backend=backend,
+                      threads=threads)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import resources
 from ..errors import UsageError
 from .local import LocalExecutor
 
@@ -26,6 +27,7 @@ class Placement:
     executor: str = "local"  # local | ray
     device: str = "auto"  # auto | cpu | gpu
     workers: int | None = None
+    threads: int | None = None  # compute threads per worker
     gpus_per_worker: int | None = None  # ray only
     ray_address: str | None = None  # ray only: auto, HOST:PORT, or None to start a local Ray instance
 
@@ -45,9 +47,6 @@ def gpu_count() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-def engine_threads(gpus: int, workers: int) -> int:
-    """0 (the engine's own choice) on a GPU; else this machine's cores shared among the workers."""
-    return 0 if gpus else max(1, (os.cpu_count() or 1) // workers)
 
 
 def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path,
@@ -62,8 +61,8 @@ def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: 
     gpus = 0 if where.device == "cpu" else gpu_count()
     if where.device == "gpu" and not gpus:
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
-    workers = where.workers or max(gpus, 1)
-    config["options"]["threads"] = engine_threads(gpus, workers)
+    workers, config["options"]["threads"] = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, where.workers,
+                                                                   where.threads)
     env = {**env, "CUDA_VISIBLE_DEVICES": "-1"} if not gpus else env
     return LocalExecutor(config, workers, env, logs, gpus=gpus)
 
@@ -74,7 +73,8 @@ def _ray(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Pa
     cluster = ray_executor.connect(where.ray_address)
     try:
         workers, gpus = ray_executor.placement(cluster, where.device, where.workers, where.gpus_per_worker)
-        config["options"]["threads"] = engine_threads(gpus, workers)
+        # the coordinator cannot see the nodes' cores: --threads, else this machine's cores per worker
+        config["options"]["threads"] = where.threads or (0 if gpus else max(1, (os.cpu_count() or 1) // workers))
         return ray_executor.RayExecutor(config, workers, env, logs, job_root, cluster, gpus)
     except BaseException:
         if cluster.started:

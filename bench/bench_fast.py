@@ -1,0 +1,273 @@
+"""`make bench`: the fast engine's network (Engstrom 'wave' weights) on the identical input through vpipe
+(fp32, bf16, auto), plain TF2, onnxruntime and OpenCV DNN, interleaved in one run; its FLOP limit on
+this machine; and vpipe split + stylize + assemble against bare network time plus raw ffmpeg.
+
+The machine is shared and noisy: min-of-N and ratios from the same run are what count. Baselines
+whose packages are missing (pip install '.[bench]') are skipped with one line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT.parent / "shared" / "assets"
+WAVE = ASSETS / "models/lengstrom_fst/wave"
+CLIPS = {"640x360": ASSETS / "video/slow_traffic_small.mp4", "1280x720": ASSETS / "video/cockatoo_yuv420.mp4"}
+SIZES = os.environ.get("BENCH_SIZES", ",".join(CLIPS)).split(",")  # e.g. BENCH_SIZES=640x360
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+E2E_FRAMES = int(os.environ.get("BENCH_E2E_FRAMES", "30"))
+THREADS = int(os.environ.get("BENCH_THREADS", str(len(os.sched_getaffinity(0)))))
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+import fast_onnx  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pipeline import video  # noqa: E402
+from pipeline.engines import fast  # noqa: E402
+from pipeline.engines import precision as precisions  # noqa: E402
+
+# OpenCV DNN runs in its own process: in one process with TensorFlow its ONNX import crashed here.
+OPENCV_SERVER = """
+import sys, time, numpy as np, cv2
+cv2.setNumThreads(int(sys.argv[3]))
+net = cv2.dnn.readNetFromONNX(sys.argv[1])
+x = np.load(sys.argv[2]).transpose(0, 3, 1, 2).copy()
+for line in sys.stdin:
+    start = time.perf_counter()
+    net.setInput(x)
+    out = net.forward()
+    took = time.perf_counter() - start
+    if line.strip() == "save":
+        np.save(sys.argv[2] + ".out.npy", out[0].transpose(1, 2, 0))
+    print(took, flush=True)
+"""
+
+Net = Callable[[np.ndarray], np.ndarray]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((np.asarray(a, np.float64) - np.round(np.asarray(b, np.float64))) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def real_frame(clip: Path, index: int = 30) -> np.ndarray:
+    capture = cv2.VideoCapture(str(clip))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, bgr = capture.read()
+    capture.release()
+    if not ok:
+        raise SystemExit(f"bench: frame {index} of {clip} does not decode")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def have(module: str) -> bool:
+    if importlib.util.find_spec(module) is None:
+        print(f"  skipped: {module} is not installed (pip install '.[bench]')")
+        return False
+    return True
+
+
+def baselines(arrays: list[np.ndarray], x: np.ndarray, work: Path) -> tuple[dict[str, Net], list[subprocess.Popen[str]]]:
+    """onnxruntime (tf2onnx export, and the direct ONNX with InstanceNormalization) and OpenCV DNN."""
+    h, w = x.shape[1:3]
+    nets: dict[str, Net] = {}
+    servers: list[subprocess.Popen[str]] = []
+    direct = work / "direct.onnx"
+    if have("onnx"):
+        direct.write_bytes(fast_onnx.direct_model(arrays, h, w).SerializeToString())
+    if have("onnxruntime") and direct.is_file():
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+        if have("tf2onnx"):
+            try:
+                exported = fast_onnx.tf2onnx_model(arrays, "transpose", h, w).SerializeToString()
+                session = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
+                name = session.get_inputs()[0].name
+                nets["onnxruntime (tf2onnx)"] = lambda a, s=session, n=name: s.run(None, {n: a})[0][0]
+            except Exception as exc:  # noqa: BLE001 - report and go on with the direct model
+                print(f"  tf2onnx export failed ({type(exc).__name__}: {exc}); onnxruntime runs the direct ONNX only")
+        session = ort.InferenceSession(direct.read_bytes(), options, providers=["CPUExecutionProvider"])
+        nets["onnxruntime (direct ONNX)"] = lambda a, s=session: np.transpose(
+            s.run(None, {"x": a.transpose(0, 3, 1, 2).copy()})[0][0], (1, 2, 0))
+    if direct.is_file():
+        np.save(work / "x.npy", x)
+        server = subprocess.Popen([sys.executable, "-c", OPENCV_SERVER, str(direct), str(work / "x.npy"), str(THREADS)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        servers.append(server)
+
+        def opencv(a: np.ndarray, s: subprocess.Popen[str] = server) -> np.ndarray:
+            assert s.stdin and s.stdout
+            s.stdin.write("save\n" if not (work / "x.npy.out.npy").exists() else "run\n")
+            s.stdin.flush()
+            line = s.stdout.readline()
+            if not line:
+                raise RuntimeError("the OpenCV DNN process died")
+            opencv.took = float(line)  # type: ignore[attr-defined]
+            return np.load(work / "x.npy.out.npy")
+
+        nets["OpenCV DNN (direct ONNX)"] = opencv
+    return nets, servers
+
+
+def conv_peak(size: tuple[int, int]) -> dict[str, float]:
+    """GFLOP/s of one 3x3 128->128 conv at the residual blocks' size: TF fp32, TF bf16, XNNPACK fp32."""
+    h, w = size[0] // 4, size[1] // 4
+    x = tf.random.uniform([1, h, w, 128])
+    k = tf.random.uniform([3, 3, 128, 128]) * 0.01
+    flop = 2.0 * h * w * 9 * 128 * 128
+    runs: dict[str, Callable[[], object]] = {}
+    for name, dtype in (("TF fp32", tf.float32), ("TF bf16", tf.bfloat16)):
+        f = tf.function(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"))
+        xa, ka = tf.cast(x, dtype), tf.cast(k, dtype)
+        runs[name] = lambda f=f, xa=xa, ka=ka: f(xa, ka).numpy()
+    concrete = tf.function(lambda a: tf.nn.conv2d(a, k, 1, "SAME")).get_concrete_function(tf.TensorSpec([1, h, w, 128]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite deprecation notices
+        lite = tf.lite.Interpreter(model_content=tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(),
+                                   num_threads=THREADS)
+    lite.allocate_tensors()
+    lite.set_tensor(lite.get_input_details()[0]["index"], x.numpy())
+    runs["XNNPACK fp32"] = lite.invoke
+    best = {name: float("inf") for name in runs}
+    for _ in range(REPS + 1):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: flop / t / 1e9 for name, t in best.items()}
+
+
+def network_bench(label: str, clip: Path, work: Path) -> dict[str, float]:
+    arrays = fast.load_weights(WAVE)
+    frame = real_frame(clip)
+    x = fast.pad_to_multiple(frame, 4, fast.MARGIN)[0][None].astype(np.float32)
+    gflop = fast_onnx.flops(arrays, *x.shape[1:3]) / 1e9
+    print(f"\n== {label}: one real frame of {clip.name}, padded to {x.shape[2]}x{x.shape[1]} "
+          f"({gflop:.1f} GFLOP of convs), {THREADS} threads, min of {REPS} interleaved runs")
+    auto, auto_backend = fast.choose("auto", False, precisions.cpu_flags())
+    engines = {"vpipe fp32 (xnnpack)": fast.FastEngine(WAVE, backend="xnnpack", threads=THREADS),
+               "vpipe fp32 (TF graph)": fast.FastEngine(WAVE),
+               "vpipe bf16 (TF graph)": fast.FastEngine(WAVE, precision="bf16")}
+    print(f"  vpipe auto on this CPU = {auto} ({auto_backend})")
+    weights = [tf.constant(v) for v in arrays]
+    plain = tf.function(lambda a: fast.transform(a, weights))
+    nets: dict[str, Net] = {name: (lambda a, e=e: np.asarray(e._run(a))[0]) for name, e in engines.items()}
+    nets["plain TF2 fp32 (fast.transform)"] = lambda a: plain(a).numpy()[0]
+    extra, servers = baselines(arrays, x, work)
+    nets.update(extra)
+    try:
+        reference = nets["vpipe fp32 (TF graph)"](x)
+        quality = {name: psnr(reference, net(x)) for name, net in nets.items()}
+        best = {name: float("inf") for name in nets}
+        for _ in range(REPS):
+            for name, net in nets.items():
+                start = time.perf_counter()
+                net(x)
+                took = time.perf_counter() - start
+                best[name] = min(best[name], getattr(net, "took", took))
+    finally:
+        for server in servers:
+            server.kill()
+    ours = best["vpipe fp32 (xnnpack)"] if auto == "fp32" else best[f"vpipe {auto} (TF graph)"]
+    for name in nets:
+        print(f"  {name:<34} {best[name] * 1e3:8.1f} ms/frame  PSNR vs vpipe fp32 {quality[name]:5.1f} dB  "
+              f"{best[name] / ours:5.2f}x vpipe auto's time")
+    peaks = conv_peak(x.shape[1:3])
+    peak = max(v for k, v in peaks.items() if "bf16" not in k)
+    print("  single conv peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    limit = gflop / peak
+    print(f"  FLOP limit at the best fp32 conv peak: {limit * 1e3:.0f} ms; vpipe auto {ours * 1e3:.0f} ms = "
+          f"{ours / limit:.2f}x the limit (target <= 1.3)")
+    for name, target in (("OpenCV DNN (direct ONNX)", 2.0), ("onnxruntime (tf2onnx)", 1.5)):
+        if name in best:
+            speedup = best[name] / ours
+            print(f"  vpipe auto vs {name}: {speedup:.2f}x faster (target >= {target}) {'ok' if speedup >= target else 'MISSED'}")
+    return best
+
+
+def timed(args: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def end_to_end(work: Path) -> None:
+    """vpipe split + stylize + assemble vs raw ffmpeg split + bare network + raw ffmpeg encode, N frames."""
+    n, ff = E2E_FRAMES, video.tools().ffmpeg
+    clip = work / "clip.mp4"
+    subprocess.run([ff, "-v", "error", "-y", "-i", str(CLIPS["640x360"]), "-frames:v", str(n), "-c:v", "libx264",
+                    "-crf", "18", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    env = {**os.environ, "VPIPE_JOBS_DIR": str(work / "jobs"), "VPIPE_MODELS_DIR": str(ASSETS / "models"),
+           "PYTHONPATH": str(ROOT)}
+    vpipe = [sys.executable, "-m", "pipeline.cli"]
+    print(f"\n== end to end, {n} frames of {CLIPS['640x360'].name} (640x360), fast engine, wave weights")
+    raw = work / "raw"
+    raw.mkdir()
+    split = timed([ff, "-v", "error", "-i", str(clip), "-map", "0:v:0", "-pix_fmt", "rgb24", "-compression_level", "1",
+                   "-start_number", "1", str(raw / "%06d.png")])
+    encode = timed([ff, "-v", "error", "-y", "-framerate", "30000/1001", "-start_number", "1", "-i", str(raw / "%06d.png"),
+                    "-i", str(clip), "-map", "0:v:0", "-map", "1:a", "-c:v", "libx264", "-crf", "18", "-preset", "medium",
+                    "-pix_fmt", "yuv420p", "-c:a", "copy", str(work / "raw.mp4")])
+    chosen, backend = fast.choose("auto", False, precisions.cpu_flags())
+    engine = fast.FastEngine(WAVE, precision=chosen, backend=backend, threads=THREADS)
+    frames = [cv2.cvtColor(cv2.imread(str(raw / f"{i:06d}.png")), cv2.COLOR_BGR2RGB) for i in range(1, n + 1)]
+    engine.stylize(frames[:1])
+    start = time.perf_counter()
+    for f in frames:
+        engine.stylize([f])
+    network = time.perf_counter() - start
+    ours = {"split": timed([*vpipe, "split", str(clip), "--job", "e"], env)}
+    ours["stylize"] = timed([*vpipe, "stylize", "--job", "e", "--style", "wave"], env)
+    ours["assemble"] = timed([*vpipe, "assemble", "--job", "e", "-o", str(work / "e.mp4")], env)
+    base = split + network + encode
+    total = sum(ours.values())
+    print(f"  vpipe: split {ours['split']:.1f} s + stylize {ours['stylize']:.1f} s + assemble {ours['assemble']:.1f} s "
+          f"= {total:.1f} s ({n / total:.2f} frames/s)")
+    print(f"  bare:  ffmpeg split {split:.1f} s + network {network:.1f} s ({chosen} {backend}, {THREADS} threads, "
+          f"{network / n * 1e3:.0f} ms/frame, model loaded) + ffmpeg encode {encode:.1f} s = {base:.1f} s")
+    ratio = total / base
+    print(f"  ratio {ratio:.2f} (target <= 1.15) {'ok' if ratio <= 1.15 else 'MISSED'}")
+
+
+def main() -> int:
+    missing = [p for p in (WAVE, *CLIPS.values()) if not p.exists()]
+    if missing:
+        print(f"bench_fast: needs {', '.join(map(str, missing))} (the ../shared/assets folder)")
+        return 1
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    work = Path(tempfile.mkdtemp(prefix="vpipe-bench-fast-"))
+    try:
+        for label, clip in CLIPS.items():
+            if label not in SIZES:
+                continue
+            folder = work / label
+            folder.mkdir()
+            network_bench(label, clip, folder)
+        if E2E_FRAMES:
+            end_to_end(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

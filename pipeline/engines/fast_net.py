@@ -1,0 +1,189 @@
+"""The fast engine's transform net for inference: the same maths as `fast.transform`, rearranged for speed.
+
+- The 9x9 convs at the ends (3 -> 32 and 32 -> 3 channels) starve a GEMM of channels. On the
+  space-to-depth grid they become small-kernel convs with r*r times the channels, then depth-to-space.
+- The decoder's 2x upsampling (transposed conv, or nearest resize + conv) becomes one stride-1 conv on
+  the low-resolution input with 4x the output channels, then depth-to-space (sub-pixel form): no
+  scattered writes and no 4x larger intermediate.
+- Instance norm takes its statistics in one pass (E[x], E[x^2]) and applies one multiply-add.
+- Precision: the convs run in bf16/fp16 when asked, with the statistics, the residual stream and
+  the output in fp32.
+
+The rearranged kernels are built once in numpy (exact: only the summation order changes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+EPS = 1e-3
+Conv = Callable[[tf.Tensor], tf.Tensor]
+
+
+def s2d_kernel(kernel: np.ndarray, r: int) -> tuple[np.ndarray, int, int]:
+    """A stride-1 SAME conv [K, K, C, O] as a VALID conv on space_to_depth(pad(x, lo, hi), r).
+
+    Returns the [D, D, r*r*C, r*r*O] kernel and the zero padding (lo, hi) of each spatial side.
+    Input sides must divide by r.
+    """
+    k, _, c, o = kernel.shape
+    half = k // 2
+    d = -(-(r - 1 + k) // r)
+    out = np.zeros([d, d, r, r, c, r, r, o], np.float32)
+    for di in range(d):
+        for qi in range(r):
+            for pi in range(r):
+                a = r * di + qi - pi
+                if not 0 <= a < k:
+                    continue
+                for dj in range(d):
+                    for qj in range(r):
+                        for pj in range(r):
+                            b = r * dj + qj - pj
+                            if 0 <= b < k:
+                                out[di, dj, qi, qj, :, pi, pj, :] = kernel[a, b]
+    return out.reshape(d, d, r * r * c, r * r * o), half, r * (d - 1) - half
+
+
+def _up_taps(k: int, decoder: str) -> list[tuple[int, int, int]]:
+    """(kernel tap t, output phase p, input offset d) along one axis: out[2m + p] += x[m + d] * k[t]."""
+    taps = []
+    for t in range(k):
+        for p in (0, 1):
+            if decoder == "transpose":  # TF's SAME transposed conv: the forward conv pads (k - 2) // 2 before
+                lead = (k - 2) // 2
+                if (p + lead - t) % 2 == 0:
+                    taps.append((t, p, (p + lead - t) // 2))
+            else:  # nearest 2x upsample, then a SAME conv
+                taps.append((t, p, (p + t - k // 2) // 2))
+    return taps
+
+
+def up_kernel(kernel: np.ndarray, decoder: str) -> tuple[np.ndarray, int, int]:
+    """The decoder's 2x upsampling conv as a VALID conv on pad(x, lo, hi) with 4x the output channels.
+
+    `kernel` is [k, k, out, in] for "transpose" (TF conv2d_transpose layout) and [k, k, in, out] for
+    "resize". depth_to_space(result, 2) is the upsampled output.
+    """
+    k = kernel.shape[0]
+    kio = np.transpose(kernel, (0, 1, 3, 2)) if decoder == "transpose" else kernel
+    c, o = kio.shape[2:]
+    taps = _up_taps(k, decoder)
+    lo, hi = -min(d for _, _, d in taps), max(d for _, _, d in taps)
+    out = np.zeros([lo + hi + 1, lo + hi + 1, c, 2, 2, o], np.float32)
+    for ti, pi, di in taps:
+        for tj, pj, dj in taps:
+            out[di + lo, dj + lo, :, pi, pj, :] += kio[ti, tj]
+    return out.reshape(lo + hi + 1, lo + hi + 1, c, 4 * o), lo, hi
+
+
+def _padded(x: tf.Tensor, lo: int, hi: int) -> tf.Tensor:
+    return tf.pad(x, [[0, 0], [lo, hi], [lo, hi], [0, 0]]) if lo or hi else x
+
+
+def _conv(kernel: np.ndarray, stride: int, dtype: tf.DType) -> Conv:
+    k = tf.constant(kernel, dtype)
+    return lambda x: tf.nn.conv2d(x, k, stride, "SAME")
+
+
+def _s2d_conv(kernel: np.ndarray, r: int, dtype: tf.DType) -> Conv:
+    k2, lo, hi = s2d_kernel(kernel, r)
+    k = tf.constant(k2, dtype)
+    return lambda x: tf.nn.depth_to_space(tf.nn.conv2d(tf.nn.space_to_depth(_padded(x, lo, hi), r), k, 1, "VALID"), r)
+
+
+def _up_conv(kernel: np.ndarray, decoder: str, dtype: tf.DType) -> Conv:
+    k2, lo, hi = up_kernel(kernel, decoder)
+    k = tf.constant(k2, dtype)
+    return lambda x: tf.nn.depth_to_space(tf.nn.conv2d(_padded(x, lo, hi), k, 1, "VALID"), 2)
+
+
+# Space-to-depth block for the first and last conv when its kernel is at least 7 wide (measured on the
+# Engstrom 9x9 ends at 640x360; small kernels gain nothing).
+FIRST_R, LAST_R = 2, 4
+
+
+def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32) -> list[Conv]:
+    """One callable per layer, in network order (the layout of `fast.layers`)."""
+    n = len(arrays) // 3
+    out: list[Conv] = []
+    for i in range(n):
+        kernel = arrays[3 * i]
+        if i in (n - 3, n - 2):
+            out.append(_up_conv(kernel, decoder, dtype))
+        elif i in (0, n - 1) and kernel.shape[0] >= 7:
+            out.append(_s2d_conv(kernel, FIRST_R if i == 0 else LAST_R, dtype))
+        else:
+            out.append(_conv(kernel, 2 if i in (1, 2) else 1, dtype))
+    return out
+
+
+def instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """Per image and channel: one pass for the statistics, one multiply-add to apply them (fp32)."""
+    mean = tf.reduce_mean(x, [1, 2], keepdims=True)
+    var = tf.maximum(tf.reduce_mean(tf.square(x), [1, 2], keepdims=True) - tf.square(mean), 0.0)
+    gain = scale * tf.math.rsqrt(var + EPS)
+    return x * gain + (shift - mean * gain)
+
+
+def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32) -> Callable[[tf.Tensor], tf.Tensor]:
+    """(N, H, W, 3) float32 RGB 0..255, H and W multiples of 4 -> (N, H, W, 3) uint8."""
+    layer_convs = convs(arrays, decoder, dtype)
+    norms = [(tf.constant(arrays[3 * i + 1]), tf.constant(arrays[3 * i + 2])) for i in range(len(layer_convs))]
+    blocks = (len(layer_convs) - 6) // 2
+
+    def layer(x: tf.Tensor, i: int, relu: bool = True) -> tf.Tensor:
+        y = layer_convs[i](tf.cast(x, dtype))
+        y = instance_norm(tf.cast(y, tf.float32), *norms[i])
+        return tf.nn.relu(y) if relu else y
+
+    def forward(x: tf.Tensor) -> tf.Tensor:
+        x = layer(layer(layer(x, 0), 1), 2)
+        for r in range(blocks):
+            x = x + layer(layer(x, 3 + 2 * r), 4 + 2 * r, relu=False)
+        last = 3 + 2 * blocks
+        x = layer(layer(layer(x, last), last + 1), last + 2, relu=False)
+        return tf.cast(tf.round(tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)), tf.uint8)
+
+    return forward
+
+
+DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
+SIGNATURE = [tf.TensorSpec([None, None, None, 3], tf.float32)]
+
+
+def graph(arrays: Sequence[np.ndarray], decoder: str, precision: str = "fp32") -> Callable[[tf.Tensor], tf.Tensor]:
+    """The network as one TF graph; None dims, so a new frame size does not retrace it."""
+    return tf.function(network(arrays, decoder, DTYPES[precision]), input_signature=SIGNATURE)
+
+
+class LiteNet:
+    """fp32 on a CPU through TF Lite's XNNPACK delegate, whose kernels are picked for the CPU at run time
+    (the TensorFlow wheel's own kernels are built for plain AVX). Converted once with dynamic sizes;
+    a new input shape only re-plans the buffers."""
+
+    def __init__(self, arrays: Sequence[np.ndarray], decoder: str, threads: int = 0) -> None:
+        import warnings
+
+        concrete = tf.function(network(arrays, decoder)).get_concrete_function(*SIGNATURE)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
+            blob = tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
+            self._interpreter = tf.lite.Interpreter(model_content=blob, num_threads=threads or None)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._shape: tuple[int, ...] | None = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, np.float32)
+        if batch.shape != self._shape:
+            self._interpreter.resize_tensor_input(self._input, list(batch.shape), strict=False)
+            self._interpreter.allocate_tensors()
+            self._shape = batch.shape
+        self._interpreter.set_tensor(self._input, batch)
+        self._interpreter.invoke()
+        result: np.ndarray = self._interpreter.get_tensor(self._output)
+        return result

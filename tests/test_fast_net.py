@@ -1,0 +1,107 @@
+"""The fast engine's rearranged inference network: exact against the plain transform net, on every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.engines import fast, fast_net
+from pipeline.engines.precision import cpu_flags, resolve
+from pipeline.errors import UsageError
+from tests.test_engine_fast import frame, write_model
+
+
+@pytest.mark.parametrize("k", [3, 5, 9])
+@pytest.mark.parametrize("r", [2, 4])
+def test_space_to_depth_conv_equals_the_plain_conv(k: int, r: int) -> None:
+    rng = np.random.default_rng(k * r)
+    kernel = rng.normal(0, 0.1, (k, k, 5, 3)).astype(np.float32)
+    x = tf.constant(rng.normal(0, 1, (2, 24, 32, 5)).astype(np.float32))
+    want = tf.nn.conv2d(x, kernel, 1, "SAME")
+    got = fast_net._s2d_conv(kernel, r, tf.float32)(x)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_sub_pixel_form_equals_the_transposed_conv(k: int) -> None:
+    rng = np.random.default_rng(k)
+    kernel = rng.normal(0, 0.1, (k, k, 4, 6)).astype(np.float32)  # [k, k, out, in]
+    x = tf.constant(rng.normal(0, 1, (1, 7, 9, 6)).astype(np.float32))
+    want = tf.nn.conv2d_transpose(x, kernel, [1, 14, 18, 4], strides=2, padding="SAME")
+    got = fast_net._up_conv(kernel, "transpose", tf.float32)(x)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_sub_pixel_form_equals_resize_then_conv(k: int) -> None:
+    rng = np.random.default_rng(10 + k)
+    kernel = rng.normal(0, 0.1, (k, k, 6, 4)).astype(np.float32)  # [k, k, in, out]
+    x = tf.constant(rng.normal(0, 1, (1, 7, 9, 6)).astype(np.float32))
+    want = tf.nn.conv2d(tf.image.resize(x, [14, 18], method="nearest"), kernel, 1, "SAME")
+    got = fast_net._up_conv(kernel, "resize", tf.float32)(x)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
+
+
+def test_network_equals_the_transform_net(slim: Path) -> None:
+    arrays, decoder = fast.load_net(slim)
+    x = tf.constant(np.stack([frame(36, 52, s) for s in range(2)]).astype(np.float32))
+    want = tf.round(fast.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
+    got = fast_net.network(arrays, decoder)(x).numpy()
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+
+
+def test_xnnpack_matches_the_graph_at_any_size_and_batch(slim: Path) -> None:
+    graph = fast.FastEngine(slim, batch_size=2)
+    lite = fast.FastEngine(slim, batch_size=2, backend="xnnpack")
+    for size in [(40, 56), (67, 45), (40, 56)]:
+        frames = [frame(*size, seed=s) for s in range(3)]
+        for a, b in zip(graph.stylize(frames), lite.stylize(frames), strict=True):
+            assert a.shape == b.shape == (*size, 3)
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_reduced_precisions_run_and_stay_close(slim: Path) -> None:
+    frames = [frame(40, 56, seed=s) for s in range(2)]
+    ref = fast.FastEngine(slim).stylize(frames)
+    for precision in ("bf16", "fp16"):
+        out = fast.FastEngine(slim, precision=precision).stylize(frames)
+        assert np.abs(np.stack(out).astype(int) - np.stack(ref).astype(int)).mean() < 2
+
+
+def test_bad_precision_or_backend_is_one_line(slim: Path) -> None:
+    with pytest.raises(UsageError, match="backend 'xnnpack' with bf16"):
+        fast.FastEngine(slim, precision="bf16", backend="xnnpack")
+    with pytest.raises(UsageError, match="--precision 'fp8'"):
+        resolve("fp8", False, frozenset())
+
+
+def test_auto_precision_follows_the_hardware() -> None:
+    assert resolve("auto", False, frozenset({"avx2", "fma"})) == "fp32"
+    assert resolve("auto", False, frozenset({"avx512f", "avx512_bf16"})) == "bf16"
+    assert resolve("auto", False, frozenset({"amx_bf16"})) == "bf16"
+    assert resolve("auto", True, frozenset()) == "fp16"
+    assert resolve("fp32", True, frozenset({"amx_bf16"})) == "fp32"
+
+
+def test_choose_runs_fp32_on_xnnpack_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(fast.BACKEND_ENV, raising=False)
+    assert fast.choose("auto", False, frozenset()) == ("fp32", "xnnpack")
+    assert fast.choose("auto", False, frozenset({"amx_bf16"})) == ("bf16", "tf")
+    assert fast.choose("auto", True, frozenset()) == ("fp16", "tf")
+    monkeypatch.setenv(fast.BACKEND_ENV, "tf")
+    assert fast.choose("fp32", False, frozenset()) == ("fp32", "tf")
+
+
+def test_cpu_flags_reads_the_flags_line(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_flags(info) == {"fpu", "avx2", "amx_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
