@@ -12,7 +12,8 @@ from typing import Any
 
 from . import engines, executors, models, probe, resources, storage, styles, temporal, video
 from .coordinator import Coordinator, Limits, Outcome
-from .errors import JobError, MediaError, UsageError, VpipeError
+from .errors import JobError, MediaError, ModelError, UsageError, VpipeError
+from .executors.local import preflight
 from .frames import FrameRange, count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
 from .job import Job, JobLock, check_name, find_job, name_from_path, remember_last
 from .logs import RunLog
@@ -204,6 +205,9 @@ def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], rest
                               for k in ("style", *IDENTITY) if (stored.get(k) or None) != (settings.get(k) or None))
             raise UsageError(f"job {job.name!r} has {done} frames styled with other settings ({diffs}); "
                              "use the same settings, or --restart to discard them")
+        problem = preflight(_worker_config(job, manifest, settings), _worker_env())
+        if problem:  # keep the old frames: the new settings would not produce any
+            raise ModelError(f"--restart: nothing discarded, the new settings do not load: {problem}")
         manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
         for path in job.styled_dir.iterdir():
             path.unlink()
@@ -250,18 +254,26 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     return RunResult(job, len(todo), outcome, time.monotonic() - started, manifest.counts(), notes)
 
 
+def _worker_config(job: Job, manifest: Manifest, settings: dict[str, Any]) -> dict[str, Any]:
+    """What every worker of a run is told (the executor adds the threads)."""
+    engine_options = {**settings.get("params", {}), "batch": 1}
+    if settings.get("image"):
+        engine_options["style_image"] = settings["image"]
+    return {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
+            "styled_dir": str(job.styled_dir), "name_width": int(manifest.meta("name_width")),
+            "ext": str(manifest.meta("ext")), "max_side": settings.get("max_side"),
+            "temporal": settings.get("temporal"), "options": engine_options}
+
+
+def _worker_env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
 def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], todo: list[int],
          options: RunOptions) -> Outcome:
     resources.memory_limit()  # a malformed VPIPE_WORKER_MEMORY is a usage error here, not a worker crash
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    engine_options = {**settings.get("params", {}), "batch": 1}
-    if settings.get("image"):
-        engine_options["style_image"] = settings["image"]
-    config = {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
-              "styled_dir": str(job.styled_dir), "name_width": width, "ext": ext,
-              "max_side": settings.get("max_side"), "temporal": settings.get("temporal"),
-              "options": engine_options}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    config, env = _worker_config(job, manifest, settings), _worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.gpus_per_worker, options.ray_address)
     executor = executors.create(where, config, env, job.worker_logs, job.root)

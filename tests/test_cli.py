@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +41,24 @@ def test_settings_change_is_refused_then_restart_discards(tmp_path: Path, vpipe:
     assert resumed.exit_code == 0 and "3 frames styled" in resumed.output
     restarted = vpipe("stylize", "--engine", "posterize", "--style", str(b), "--restart")
     assert restarted.exit_code == 0 and "discarded 6 styled frames" in restarted.output
+
+
+def test_restart_with_a_model_that_does_not_load_discards_nothing(tmp_path: Path, vpipe: Callable[..., Result],
+                                                                   clip: Path) -> None:
+    a = tmp_path / "a.bin"
+    a.write_bytes(b"model a")
+    broken = tmp_path / "broken_model"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{}")
+    assert vpipe("split", str(clip)).exit_code == 0
+    assert vpipe("stylize", "--engine", "posterize", "--style", str(a), "--range", "1-3").exit_code == 0
+    styled = sorted(p.name for p in (tmp_path / "jobs" / "clip" / "styled").iterdir())
+    refused = vpipe("stylize", "--engine", "fast", "--style", str(broken), "--restart")
+    one_line_error(refused, 1, "--restart: nothing discarded", "manifest.json lists 0 variables")
+    assert sorted(p.name for p in (tmp_path / "jobs" / "clip" / "styled").iterdir()) == styled
+    status = vpipe("status")
+    assert re.search(r"^\s*done\s+3$", status.output, re.MULTILINE), status.output
+    assert vpipe("stylize").exit_code == 0  # the job's own settings still work
 
 
 def test_doctor_names_ffmpeg_and_model_path(vpipe: Callable[..., Result]) -> None:

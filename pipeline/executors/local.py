@@ -96,6 +96,39 @@ class WorkerProcess:
         return " | ".join(line.strip() for line in text[-lines:])
 
 
+def preflight(config: dict[str, Any], env: dict[str, str], timeout: float = 300.0) -> str | None:
+    """Load the engine once in a throwaway worker: None when it loads, else its one-line reason.
+
+    Used before an action that cannot be undone (--restart discarding styled frames), so that a
+    broken model or style image stops the command while the old frames are still there.
+    """
+    env = {**env, "CUDA_VISIBLE_DEVICES": "-1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))}
+    config = {**config, "options": {**config.get("options", {}), "threads": 1}}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        proc.stdin.write(json.dumps(config) + "\n")
+        proc.stdin.flush()
+        for line in proc.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if message.get("event") == "ready":
+                return None
+            if message.get("event") == "fatal":
+                return str(message.get("message"))
+        return describe_exit(proc.wait())[1]
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait()
+
+
 class LocalExecutor:
     """N worker slots on this machine. A slot gets a fresh process whenever its last one died."""
 
