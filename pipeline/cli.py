@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from . import report as report_module
-from . import stages
+from . import resources, stages
 from . import verify as verify_stage
 from .cli_models import models_group, styles_command
 from .cli_train import train_style
@@ -34,6 +34,18 @@ class RangeType(click.ParamType):
             return value
         try:
             return parse_range(str(value))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return resources.parse_size(str(value), "--max-memory")
         except UsageError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -134,6 +146,9 @@ run_options = [
     click.option("--frame-timeout", type=click.FloatRange(min=0, min_open=True),
                  help="Seconds before a frame counts as hung (default 600)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="Where engines run (default auto)."),
+    click.option("--max-memory", type=SizeType(),
+                 help="Memory budget per worker, e.g. 4G: larger frames are stylized in tiles "
+                      "(default: half the available RAM over the workers, at most 8G)."),
 ]
 
 

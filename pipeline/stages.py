@@ -134,6 +134,7 @@ class RunOptions:
     frame_timeout: float = 600.0
     device: str = "auto"
     restart: bool = False
+    max_memory: int | None = None  # bytes per worker; None: resources.default_budget
     params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
     temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
 
@@ -272,7 +273,12 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     workers = options.workers or max(gpus, 1)
     cores = os.cpu_count() or 1
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    engine_options = {**settings.get("params", {}), "threads": 0 if gpus else max(1, cores // workers), "batch": 1}
+    budget = resources.run_budget(options.max_memory, workers)
+    size = resources.working_size(*video.VideoInfo.from_dict(manifest.meta("video")).display_size,
+                                  settings.get("max_side"))
+    resources.check_budget(settings["engine"], *size, budget)
+    engine_options = {**settings.get("params", {}), "threads": 0 if gpus else max(1, cores // workers), "batch": 1,
+                      "max_memory": budget}
     if settings.get("image"):
         engine_options["style_image"] = settings["image"]
     config = {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
@@ -285,7 +291,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     executor = LocalExecutor(config, workers, env, job.worker_logs, gpus=gpus)
     log = RunLog(job.log_path, len(todo), job.name)
     log.event("run_started", run=run_id, frames=len(todo), workers=workers, engine=settings["engine"],
-              style=settings["style"])
+              style=settings["style"], max_memory=budget)
 
     def file_ok(frame: int) -> bool:
         return (job.styled_dir / frame_name(frame, width, ext)).is_file()

@@ -182,11 +182,13 @@ class FastEngine:
 
     name = "fast"
 
-    def __init__(self, model_dir: Path, batch_size: int = 1) -> None:
+    def __init__(self, model_dir: Path, batch_size: int = 1, max_memory: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
+        self.max_memory = max_memory  # the worker's budget: frames that need more go through fast_tiles
+        self.tiled_frames = 0
         arrays, self.decoder = load_net(self.model_dir)
         self._w = [tf.constant(a) for a in arrays]
         self.blocks = (len(self._w) // 3 - 6) // 2
@@ -203,6 +205,10 @@ class FastEngine:
         out: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):
+            tiled = self._tiled(f)
+            if tiled is not None:
+                out[i] = tiled
+                continue
             groups.setdefault(f.shape, []).append(i)
         for idx in groups.values():
             for start in range(0, len(idx), self.batch_size):
@@ -214,6 +220,21 @@ class FastEngine:
                     out[i] = np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w])
         return out  # type: ignore[return-value]
 
+    def _tiled(self, frame: np.ndarray) -> np.ndarray | None:
+        """The frame through fast_tiles when it would not fit the memory budget whole, else None."""
+        if self.max_memory is None:
+            return None
+        from pipeline import resources
+        from pipeline.engines import fast_tiles
+
+        core = fast_tiles.core_for(frame.shape[0], frame.shape[1], resources.headroom(self.max_memory))
+        if core is None:
+            return None
+        if not hasattr(self, "_tiles_net"):
+            self._tiles_net = fast_tiles.Net(self._w, self.decoder)
+        self.tiled_frames += 1
+        return fast_tiles.stylize(frame, self._tiles_net, core)
+
 
 def load(model: Path, options: dict[str, Any]) -> FastEngine:
     """Registry entry point: the worker calls this once per process."""
@@ -221,4 +242,5 @@ def load(model: Path, options: dict[str, Any]) -> FastEngine:
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    return FastEngine(model, batch_size=int(options.get("batch") or 1))
+    budget = options.get("max_memory")
+    return FastEngine(model, batch_size=int(options.get("batch") or 1), max_memory=int(budget) if budget else None)
