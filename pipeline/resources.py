@@ -36,10 +36,10 @@ DEFAULT_FLOOR = 1 * GiB
 BYTES_PER_PIXEL = {
     "fast": 600,  # the Johnson net, untiled (32-channel full-resolution activations, TF's scratch)
     "fast_tiled": 90,  # the same in tiles: three whole-frame quarter-resolution maps, the output sums
-    "gatys": 2200,  # SqueezeNet forward + backward, L-BFGS history (10 pairs of float64 images)
+    "gatys": 1800,  # SqueezeNet forward + backward, L-BFGS history (10 pairs of float64 images): 1680 at 720p
 }
 TILED_OVERHEAD = 48 << 20  # fast in tiles: compiled chains, per-tile copies
-WORKER_BASE = 700 << 20  # a loaded TensorFlow worker's resident memory (fast ~600 MB, gatys ~650 MB)
+WORKER_BASE = 620 << 20  # a loaded worker's resident memory: fast 608 MiB, gatys 572 MiB (arbitrary 791 MiB)
 
 
 def parse_size(text: str, what: str = MEMORY_ENV) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,8 @@ class FastEngine:
         core = fast_tiles.core_for(frame.shape[0], frame.shape[1], resources.headroom(self.max_memory))
         if core is None:
             return None
+        print(f"frame {frame.shape[1]}x{frame.shape[0]}: in tiles of {core} px (memory budget "
+              f"{resources.human(self.max_memory)})", file=sys.stderr, flush=True)
         if not hasattr(self, "_tiles_net"):
             self._tiles_net = fast_tiles.Net(self._w, self.decoder)
         self.tiled_frames += 1

@@ -30,8 +30,8 @@ from pipeline import resources, tiles
 from pipeline.engines import fast
 
 ALIGN = 4  # the net downsamples twice by 2: full-resolution windows start on multiples of 4
-ENCODER_MARGIN = 16  # full-resolution pixels of context around a core (receptive field 7)
-DECODER_MARGIN = 8  # quarter-resolution pixels (receptive field under 3)
+ENCODER_MARGIN = 8  # full-resolution pixels of context around a core (receptive field 7)
+DECODER_MARGIN = 4  # quarter-resolution pixels (receptive field under 3)
 OVERLAP = 32  # full-resolution pixels where neighbouring output cores are feather-blended
 MIN_CORE = 96
 
