@@ -191,7 +191,21 @@ def worker_peak(engine: str, model: Path, options: dict, frame: np.ndarray, work
     return result
 
 
-def peaks(work: Path, quick: bool) -> None:
+def save_border(styled: np.ndarray, core: int, path: Path) -> None:
+    """A 512x512 full-resolution crop of a tiled frame around the first border between output cores."""
+    from pipeline.engines import fast, fast_tiles
+
+    h, w = styled.shape[:2]
+    layout = fast_tiles.Layout.plan((h + 2 * fast.MARGIN + 3) // 4, (w + 2 * fast.MARGIN + 3) // 4, core // 4,
+                                    fast_tiles.DECODER_MARGIN, fast_tiles.OVERLAP // 4, 1)
+    middle = 4 * layout.xs[1] - fast.MARGIN + fast_tiles.OVERLAP // 2 if len(layout.xs) > 1 else w // 2
+    top = max(0, 4 * layout.ys[1] - fast.MARGIN - 256) if len(layout.ys) > 1 else 0
+    x0 = min(max(0, middle - 256), w - 512)
+    storage.publish(path, storage.encode(styled[top:top + 512, x0:x0 + 512], "png"))
+    print(f"  (crop of the tiled frame around the border at x={middle}: x {x0}..{x0 + 512}, y {top}..{top + 512}: {path})")
+
+
+def peaks(work: Path, out_dir: Path, quick: bool) -> None:
     default = resources.default_budget(1, resources.available_memory())
     small = 2 * resources.GiB
     threads = {"threads": 2, "batch": 1}
@@ -215,7 +229,10 @@ def peaks(work: Path, quick: bool) -> None:
         extra = (r["peak"] - r["loaded"]) / (h * w)
         note = r.get("message", "") if r.get("event") != "done" else ""
         tiled = [line for line in (work / "worker.log").read_text(errors="replace").splitlines() if "in tiles" in line]
-        note = tiled[-1].strip() if tiled else note
+        if tiled:
+            note = tiled[-1].strip()
+            save_border(storage.read_rgb(work / "styled" / frame_name(1, 6, "png")), int(note.split("tiles of ")[1].split()[0]),
+                        out_dir / f"{engine}_{size}_tiled_border_crop.png")
         print(f"  {engine:<10} {size:<8} {resources.human(budget):>9} {resources.human(r['loaded']):>9} "
               f"{resources.human(r['peak']):>9} {extra:6.0f} {r.get('seconds', float('nan')):8.1f}  {note}")
         (work / "worker.log").unlink(missing_ok=True)
@@ -231,7 +248,7 @@ def main() -> int:
         return 0
     statistics(out_dir)
     with tempfile.TemporaryDirectory() as work:
-        peaks(Path(work), quick)
+        peaks(Path(work), out_dir, quick)
     return 0
 
 
