@@ -43,6 +43,7 @@ bench: setup
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_arbitrary.py
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_styles.py
 	$(PY) bench/bench_ray.py
+	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_memory.py
 
 # Not in CI: SIGKILL the coordinator at random moments TRIALS times, resume, check nothing is lost.
 TRIALS ?= 20

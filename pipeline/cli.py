@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from . import report as report_module
-from . import stages
+from . import resources, stages
 from . import verify as verify_stage
 from .cli_models import models_group, styles_command
 from .cli_train import train_style
@@ -35,6 +35,18 @@ class RangeType(click.ParamType):
             return value
         try:
             return parse_range(str(value))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class SizeType(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return resources.parse_size(str(value), "--max-memory")
         except UsageError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -144,6 +156,9 @@ run_options = [
                  help="ray: GPUs each worker reserves (default 1 when the cluster has GPUs, else 0)."),
     click.option("--threads", type=click.IntRange(min=1),
                  help="Compute threads per worker (default: chosen from the machine, see README \"Speed\")."),
+    click.option("--max-memory", type=SizeType(),
+                 help="Memory budget per worker, e.g. 4G: larger frames are stylized in tiles "
+                      "(default: half the available RAM over the workers, at most 8G)."),
 ]
 
 

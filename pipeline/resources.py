@@ -1,13 +1,22 @@
-"""A memory ceiling for worker processes.
+"""How much memory a worker may use: the budget that sizes tiles, and a hard ceiling.
 
-VPIPE_WORKER_MEMORY=6G caps each worker's address space (RLIMIT_AS, set by the worker itself before
-it loads the engine). A frame that needs more then fails with MemoryError, reported as the error
-kind `out_of_memory`, instead of the kernel's OOM killer picking a process (maybe the coordinator,
-maybe another program). TensorFlow reserves a lot of address space up front: give it several GB.
+The budget (`--max-memory`, default: half of the RAM available when the run starts, split over the
+workers, at most 8 GiB) is what a worker plans for: an engine that would need more for a frame
+stylizes it in tiles (fast, arbitrary) or the run is refused up front with the --max-side that fits
+(gatys). It is a plan, measured against the worker's resident memory, not a kernel limit.
+
+VPIPE_WORKER_MEMORY=6G is the hard ceiling: the worker lowers its address-space limit (RLIMIT_AS)
+before it loads the engine, so an allocation past it fails with MemoryError, reported as the error
+kind `out_of_memory`, instead of the kernel's OOM killer picking a process. TensorFlow reserves
+address space well beyond what it touches (about 2 GB at load, and its address space grows about
+twice as fast as its resident memory), so the ceiling must be a few GB; tiles are planned under it too.
+A ceiling is not a budget: TensorFlow's own allocations under it abort the process (SIGABRT, kind
+`crashed`) rather than raise, which is why the budget exists.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import resource
@@ -17,14 +26,133 @@ from .errors import UsageError
 MEMORY_ENV = "VPIPE_WORKER_MEMORY"
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+GiB = 1 << 30
+
+DEFAULT_SHARE = 0.5  # of MemAvailable at the start of a run, split over the workers
+DEFAULT_CAP = 8 * GiB
+DEFAULT_FLOOR = 1 * GiB
+# Resident memory per frame pixel above a loaded worker, measured by bench/bench_memory.py
+# (fp32, 2 threads, peak RSS minus RSS after loading, 360p..1080p, fitted per pixel).
+BYTES_PER_PIXEL = {
+    "fast": 600,  # the Johnson net, untiled (32-channel full-resolution activations, TF's scratch)
+    "fast_tiled": 90,  # the same in tiles: three whole-frame quarter-resolution maps, the output sums
+    "gatys": 1800,  # SqueezeNet forward + backward, L-BFGS history (10 pairs of float64 images): 1680 at 720p
+}
+TILED_OVERHEAD = 48 << 20  # fast in tiles: compiled chains, per-tile copies
+WORKER_BASE = 620 << 20  # a loaded worker's resident memory: fast 608 MiB, gatys 572 MiB (arbitrary 791 MiB)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, what: str = MEMORY_ENV) -> int:
     """"6G", "512M", "1.5GiB", "1048576" as bytes (binary units)."""
     match = _SIZE.match(text)
     if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"{MEMORY_ENV}={text!r} is not a size such as 6G or 512M")
+        raise UsageError(f"{what}={text!r} is not a size such as 6G or 512M")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def human(size: float) -> str:
+    """Bytes as "1.5 GiB" / "300 MiB"."""
+    return f"{size / GiB:.1f} GiB" if size >= GiB else f"{size / (1 << 20):.0f} MiB"
+
+
+# ---------------------------------------------------------------- the budget
+
+
+def available_memory(meminfo: str | None = None) -> int | None:
+    """MemAvailable from /proc/meminfo (or the text given), in bytes; None where there is none."""
+    try:
+        text = meminfo if meminfo is not None else open("/proc/meminfo", encoding="ascii").read()
+    except OSError:
+        return None
+    match = re.search(r"^MemAvailable:\s+(\d+)\s*kB", text, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else None
+
+
+def default_budget(workers: int, available: int | None) -> int:
+    """Half of the available RAM split over the workers, between 1 and 8 GiB (8 GiB when unknown).
+
+    Capped because tiling only costs time (the fast net at 4K: 1.2 GiB tiled vs 5.3 GiB untiled),
+    and the RAM that is free when a run starts is shared with whatever else starts later."""
+    if available is None:
+        return DEFAULT_CAP
+    share = int(available * DEFAULT_SHARE / max(1, workers))
+    return max(DEFAULT_FLOOR, min(DEFAULT_CAP, share))
+
+
+def run_budget(asked: int | None, workers: int) -> int:
+    """The budget of one worker in this run: --max-memory, else the machine's default."""
+    return asked if asked is not None else default_budget(workers, available_memory())
+
+
+def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """The size a worker stylizes a width x height frame at (pipeline.worker.fit)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def check_budget(engine: str, width: int, height: int, budget: int) -> None:
+    """Refuse up front, in one line, a run whose frames cannot fit the budget even in tiles (fast), or
+    at all for gatys, which optimizes the whole frame; the message names the --max-side that fits."""
+    pixels = width * height
+    if engine == "gatys":
+        need = WORKER_BASE + BYTES_PER_PIXEL["gatys"] * pixels
+        what = f"the gatys engine optimizes the whole frame at once: a {width}x{height} frame needs about"
+        fits = (budget - WORKER_BASE) // BYTES_PER_PIXEL["gatys"]
+    elif engine == "fast":
+        window = BYTES_PER_PIXEL["fast"] * 160 ** 2  # the smallest tile with its margins
+        need = WORKER_BASE + TILED_OVERHEAD + window + BYTES_PER_PIXEL["fast_tiled"] * pixels
+        what = f"the fast engine needs at least {human(need)} for a {width}x{height} frame, in tiles:"
+        fits = (budget - WORKER_BASE - TILED_OVERHEAD - window) // BYTES_PER_PIXEL["fast_tiled"]
+    else:
+        return
+    if need <= budget:
+        return
+    side = int(math.sqrt(max(0, fits) * max(width, height) / min(width, height))) // 16 * 16
+    advice = f"pass --max-side {side}" if side >= 16 else f"a loaded worker alone takes about {human(WORKER_BASE)}"
+    if engine == "gatys":
+        what += f" {human(need)},"
+    raise UsageError(f"{what} over the memory budget of {human(budget)} (--max-memory); {advice} "
+                     "or give a larger --max-memory")
+
+
+# ---------------------------------------------------------------- inside a worker
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def resident() -> int:
+    """This process's resident memory now (VmRSS), 0 where it cannot be read."""
+    return _status_kb("VmRSS") or 0
+
+
+def peak_resident() -> int:
+    """This process's peak resident memory so far (VmHWM)."""
+    return _status_kb("VmHWM") or 0
+
+
+def headroom(budget: int) -> int:
+    """What this worker may still allocate: under the budget (resident memory) and, when a ceiling
+    is set, under the ceiling (address space, which grows about twice as fast as resident memory)."""
+    room = budget - resident()
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    size = _status_kb("VmSize")
+    if soft != resource.RLIM_INFINITY and size is not None:
+        room = min(room, (soft - size) // 2)
+    return max(0, room)
+
+
+# ---------------------------------------------------------------- the hard ceiling
 
 
 def memory_limit() -> int | None:

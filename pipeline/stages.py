@@ -137,6 +137,7 @@ class RunOptions:
     ray_address: str | None = None
     gpus_per_worker: int | None = None
     restart: bool = False
+    max_memory: int | None = None  # bytes per worker; None: resources.default_budget
     params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
     temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
 
@@ -275,12 +276,19 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
     config, env = _worker_config(job, manifest, settings), _worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
-                                options.gpus_per_worker, options.ray_address)
+                                options.max_memory, options.gpus_per_worker, options.ray_address)
     executor = executors.create(where, config, env, job.worker_logs, job.root)
     workers = executor.size
+    size = resources.working_size(*probe.VideoInfo.from_dict(manifest.meta("video")).display_size,
+                                  settings.get("max_side"))
+    try:
+        resources.check_budget(settings["engine"], *size, config["options"]["max_memory"])
+    except UsageError:
+        executor.shutdown()
+        raise
     log = RunLog(job.log_path, len(todo), job.name)
     log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=config["options"]["threads"],
-              executor=options.executor, engine=settings["engine"],
+              max_memory=config["options"]["max_memory"], executor=options.executor, engine=settings["engine"],
               style=settings["style"])
 
     def file_ok(frame: int) -> bool:

@@ -18,13 +18,14 @@ import numpy as np
 Network = Callable[[np.ndarray], np.ndarray]  # tile x tile x 3 float32 [0, 1] -> same shape
 
 
-def starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Window origins covering 0..length, neighbours overlapping by at least `overlap`, evenly spread."""
+def starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Window origins covering 0..length, neighbours overlapping by at least `overlap`, evenly spread;
+    multiples of `align` (then length - tile must be one too)."""
     if length <= tile:
         return [0]
-    step = max(1, tile - overlap)
+    step = max(align, tile - overlap - (align - 1))
     count = math.ceil((length - tile) / step) + 1
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+    return [align * round(i * (length - tile) / (count - 1) / align) for i in range(count)]
 
 
 def ramp(tile: int, overlap: int) -> np.ndarray:

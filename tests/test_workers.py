@@ -47,6 +47,8 @@ def mtimes(job: Path) -> dict[str, int]:
     ("hang", "timeout", ("--frame-timeout", "2"), {}),
     # a real MemoryError: the worker allocates until its address-space limit (RLIMIT_AS) says no
     ("oom", "out_of_memory", (), {"VPIPE_WORKER_MEMORY": "1G"}),
+    # with a budget as well: the budget plans, the ceiling still catches what runs away
+    ("oom", "out_of_memory", ("--max-memory", "512M"), {"VPIPE_WORKER_MEMORY": "1G"}),
 ])
 def test_only_frame_k_fails_then_retry_recovers(tmp_path: Path, job: Path, vpipe: Callable[..., Result],
                                                 monkeypatch: pytest.MonkeyPatch, mode: str, kind: str,

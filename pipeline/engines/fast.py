@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,7 @@ class FastEngine:
     name = "fast"
 
     def __init__(self, model_dir: Path, batch_size: int = 1, precision: str = "fp32", backend: str = "tf",
-                 threads: int = 0) -> None:
+                 threads: int = 0, max_memory: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in fast_net.DTYPES or backend not in BACKENDS or (backend == "xnnpack" and precision != "fp32"):
@@ -198,7 +199,10 @@ class FastEngine:
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.precision, self.backend = precision, backend
+        self.max_memory = max_memory  # the worker's budget: frames that need more go through fast_tiles
+        self.tiled_frames = 0
         arrays, self.decoder = load_net(self.model_dir)
+        self._arrays = arrays
         self.blocks = (len(arrays) // 3 - 6) // 2
         self._run = (fast_net.LiteNet(arrays, self.decoder, threads) if backend == "xnnpack"
                      else fast_net.graph(arrays, self.decoder, precision))
@@ -210,6 +214,10 @@ class FastEngine:
         out: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):
+            tiled = self._tiled(f)
+            if tiled is not None:
+                out[i] = tiled
+                continue
             groups.setdefault(f.shape, []).append(i)
         for idx in groups.values():
             for start in range(0, len(idx), self.batch_size):
@@ -220,6 +228,23 @@ class FastEngine:
                 for i, r in zip(chunk, result, strict=False):
                     out[i] = np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w])
         return out  # type: ignore[return-value]
+
+    def _tiled(self, frame: np.ndarray) -> np.ndarray | None:
+        """The frame through fast_tiles when it would not fit the memory budget whole, else None."""
+        if self.max_memory is None:
+            return None
+        from pipeline import resources
+        from pipeline.engines import fast_tiles
+
+        core = fast_tiles.core_for(frame.shape[0], frame.shape[1], resources.headroom(self.max_memory))
+        if core is None:
+            return None
+        print(f"frame {frame.shape[1]}x{frame.shape[0]}: in tiles of {core} px (memory budget "
+              f"{resources.human(self.max_memory)})", file=sys.stderr, flush=True)
+        if not hasattr(self, "_tiles_net"):
+            self._tiles_net = fast_tiles.Net([tf.constant(a) for a in self._arrays], self.decoder)
+        self.tiled_frames += 1
+        return fast_tiles.stylize(frame, self._tiles_net, core)
 
 
 BACKENDS = ("tf", "xnnpack")
@@ -241,5 +266,6 @@ def load(model: Path, options: dict[str, Any]) -> FastEngine:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     chosen, backend = choose(str(options.get("precision") or "auto"), gpu, precisions.cpu_flags())
+    budget = options.get("max_memory")
     return FastEngine(model, batch_size=int(options.get("batch") or 1), precision=chosen, backend=backend,
-                      threads=threads)
+                      threads=threads, max_memory=int(budget) if budget else None)

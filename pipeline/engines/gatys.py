@@ -83,7 +83,7 @@ class Settings:
     @staticmethod
     def from_options(options: dict[str, Any]) -> Settings:
         known = set(Settings.__dataclass_fields__)
-        unknown = set(options) - known - {"threads", "batch", "style_image"}
+        unknown = set(options) - known - {"threads", "batch", "style_image", "max_memory"}
         if unknown:
             raise UsageError(f"gatys: unknown options {', '.join(sorted(unknown))}")
         values = {k: v for k, v in options.items() if k in known and v is not None}

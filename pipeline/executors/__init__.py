@@ -28,6 +28,7 @@ class Placement:
     device: str = "auto"  # auto | cpu | gpu
     workers: int | None = None
     threads: int | None = None  # compute threads per worker
+    max_memory: int | None = None  # memory budget per worker (None: from this machine's available memory)
     gpus_per_worker: int | None = None  # ray only
     ray_address: str | None = None  # ray only: auto, HOST:PORT, or None to start a local Ray instance
 
@@ -51,7 +52,7 @@ def gpu_count() -> int:
 
 def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path,
            job_root: Path) -> LocalExecutor | RayExecutor:
-    """The executor for a run; config["options"]["threads"] is filled in once the worker count is known."""
+    """The executor for a run; config["options"] gets "threads" and "max_memory" once the worker count is known."""
     if where.executor == "ray":
         return _ray(where, config, env, logs, job_root)
     if where.gpus_per_worker is not None:
@@ -63,6 +64,7 @@ def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: 
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
     workers, config["options"]["threads"] = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, where.workers,
                                                                    where.threads)
+    config["options"]["max_memory"] = resources.run_budget(where.max_memory, workers)
     env = {**env, "CUDA_VISIBLE_DEVICES": "-1"} if not gpus else env
     return LocalExecutor(config, workers, env, logs, gpus=gpus)
 
@@ -75,6 +77,7 @@ def _ray(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Pa
         workers, gpus = ray_executor.placement(cluster, where.device, where.workers, where.gpus_per_worker)
         # the coordinator cannot see the nodes' cores: --threads, else this machine's cores per worker
         config["options"]["threads"] = where.threads or (0 if gpus else max(1, (os.cpu_count() or 1) // workers))
+        config["options"]["max_memory"] = resources.run_budget(where.max_memory, workers)
         return ray_executor.RayExecutor(config, workers, env, logs, job_root, cluster, gpus)
     except BaseException:
         if cluster.started:

@@ -1,0 +1,250 @@
+"""The fast (Johnson) net on frames larger than the memory budget, in tiles, with the untiled result.
+
+Instance norm divides every layer by the mean and variance of the WHOLE frame, so a tile run on its
+own comes out in its own tone (a seam at every tile border), and statistics taken from a downscaled
+copy are off too (the net sees other frequencies: 24-27 dB against the untiled frame at 1080p, see
+bench/bench_memory.py). The statistics here are exact, found stage by stage:
+
+- encoder (full and half resolution, where activations are largest): tiles with a margin over the
+  encoder's 7 px receptive field; pass k runs layers 0..k with the statistics already found and
+  sums the moments of layer k's conv output over the part of the frame each tile owns (the owned
+  parts partition the frame). The last pass keeps layer 2's output: a quarter-resolution map.
+- residual blocks: on that whole map (128 channels at 1/16 of the pixels: 32 bytes per frame pixel
+  each), layer by layer in bands of rows; every layer's statistics come from the whole map.
+- decoder: tiles over the map; passes for each upsampling layer's statistics, then the last conv's
+  output, feather-blended (pipeline.tiles.ramp) over the cores' overlap, normalized and squashed.
+
+About 1.5x the untiled cost; the result equals the untiled one to within one level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import resources, tiles
+from pipeline.engines import fast
+
+ALIGN = 4  # the net downsamples twice by 2: full-resolution windows start on multiples of 4
+ENCODER_MARGIN = 8  # full-resolution pixels of context around a core (receptive field 7)
+DECODER_MARGIN = 4  # quarter-resolution pixels (receptive field under 3)
+OVERLAP = 32  # full-resolution pixels where neighbouring output cores are feather-blended
+MIN_CORE = 96
+
+Moments = tuple[np.ndarray, np.ndarray]  # per-channel mean and (population) variance
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1
+
+
+def _conv(x: tf.Tensor, kernel: tf.Tensor, up: str, stride: int) -> tf.Tensor:
+    """The conv part of fast._layer, unchanged (a test holds the tiled and untiled nets equal)."""
+    s = tf.shape(x)
+    if up == "transpose":
+        out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
+        return tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
+    if up == "resize":
+        x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
+        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Cores (neighbours overlapping by `overlap`) and the windows around them, on a height x width map."""
+
+    height: int
+    width: int
+    core: tuple[int, int]
+    ys: list[int]
+    xs: list[int]
+    margin: int
+
+    @staticmethod
+    def plan(height: int, width: int, core: int, margin: int, overlap: int, align: int) -> Layout:
+        core = max(align * round(core / align), 2 * overlap + 2 * align)
+        ch, cw = min(core, height), min(core, width)
+        return Layout(height, width, (ch, cw), tiles.starts(height, ch, overlap, align),
+                      tiles.starts(width, cw, overlap, align), margin)
+
+    def tiles(self) -> list[tuple[Box, Box, Box]]:
+        """Per tile: its window, its core and the part of the map it alone owns (cut mid-overlap)."""
+        ch, cw = self.core
+
+        def cuts(origins: list[int], size: int, length: int, align: int) -> list[int]:
+            middle = [align * round((a + b + size) / 2 / align) for a, b in zip(origins, origins[1:], strict=False)]
+            return [0, *middle, length]
+
+        ry, rx = cuts(self.ys, ch, self.height, ALIGN), cuts(self.xs, cw, self.width, ALIGN)
+        out = []
+        for i, y in enumerate(self.ys):
+            for j, x in enumerate(self.xs):
+                window = (max(0, y - self.margin), min(self.height, y + ch + self.margin),
+                          max(0, x - self.margin), min(self.width, x + cw + self.margin))
+                out.append((window, (y, y + ch, x, x + cw), (ry[i], ry[i + 1], rx[j], rx[j + 1])))
+        return out
+
+
+def combine(parts: Sequence[tuple[int, Moments]]) -> Moments:
+    """Whole-map mean and variance per channel from (pixel count, (mean, variance)) of disjoint parts."""
+    n = np.array([p[0] for p in parts], np.float64)[:, None]
+    mean = np.array([p[1][0] for p in parts], np.float64)
+    var = np.array([p[1][1] for p in parts], np.float64)
+    total = (n * mean).sum(0) / n.sum()
+    return total, (n * (var + (mean - total) ** 2)).sum(0) / n.sum()
+
+
+def relative(box: Box, window: Box, factor: float = 1) -> Box:
+    """`box` in the coordinates of `window`'s output, `factor` times the window's resolution."""
+    return (int((box[0] - window[0]) * factor), int((box[1] - window[0]) * factor),
+            int((box[2] - window[2]) * factor), int((box[3] - window[2]) * factor))
+
+
+class Net:
+    """The net's layers as compiled chains: layers i..j on a window, every layer normalized by
+    given statistics except the last, whose raw conv output and moments over a box come back."""
+
+    def __init__(self, w: Sequence[tf.Tensor], decoder: str) -> None:
+        self.w, self.decoder = list(w), decoder
+        self.blocks = (len(self.w) // 3 - 6) // 2
+        last = 3 + 2 * self.blocks
+        self.kinds = [("", 1, True), ("", 2, True), ("", 2, True)]
+        self.kinds += [("", 1, r % 2 == 0) for r in range(2 * self.blocks)]
+        self.kinds += [(decoder, 1, True), (decoder, 1, True), ("", 1, False)]
+        self.encoder, self.decoder_layers = [0, 1, 2], [last, last + 1, last + 2]
+        self.widths = [int(self.w[3 * k + 1].shape[0]) for k in range(len(self.kinds))]
+        self._compiled: dict[tuple[int, ...], tf.types.experimental.GenericFunction] = {}
+
+    def halo(self, layer: int) -> int:
+        return int(self.w[3 * layer].shape[0]) // 2
+
+    def _build(self, layers: tuple[int, ...]) -> tf.types.experimental.GenericFunction:
+        channels = int(self.w[3 * layers[0]].shape[2 if self.kinds[layers[0]][0] != "transpose" else 3])
+
+        def run(x: tf.Tensor, fixed: tf.Tensor, box: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            for n, i in enumerate(layers):
+                up, stride, relu = self.kinds[i]
+                x = _conv(x, self.w[3 * i], up, stride)
+                if n == len(layers) - 1:
+                    break
+                c = self.widths[i]
+                x = (x - fixed[n, 0, :c]) / tf.sqrt(fixed[n, 1, :c] + fast.EPS) * self.w[3 * i + 2] + self.w[3 * i + 1]
+                x = tf.nn.relu(x) if relu else x
+            mean, var = tf.nn.moments(x[:, box[0]:box[1], box[2]:box[3]], axes=[0, 1, 2])
+            return x[0], tf.stack([mean, var])
+
+        spec = [tf.TensorSpec([1, None, None, channels], tf.float32), tf.TensorSpec([None, 2, None], tf.float32),
+                tf.TensorSpec([4], tf.int32)]
+        return tf.function(run, input_signature=spec)
+
+    def chain(self, x: np.ndarray, layers: Sequence[int], fixed: Sequence[Moments], box: Box) -> tuple[np.ndarray, Moments]:
+        key = tuple(layers)
+        if key not in self._compiled:
+            self._compiled[key] = self._build(key)
+        packed = np.zeros((max(1, len(fixed)), 2, max(self.widths)), np.float32)
+        for n, (mean, var) in enumerate(fixed):
+            packed[n, 0, :len(mean)], packed[n, 1, :len(var)] = mean, var
+        raw, moments = self._compiled[key](tf.constant(x[None], tf.float32), tf.constant(packed), tf.constant(box, tf.int32))
+        m = moments.numpy()
+        return raw.numpy(), (m[0], m[1])
+
+    def normalize(self, x: np.ndarray, layer: int, stats: Moments, rows: int) -> np.ndarray:
+        """Instance norm (+ ReLU) of a whole map in place, `rows` at a time (no full-size temporaries)."""
+        _, _, relu = self.kinds[layer]
+        gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + fast.EPS)).astype(np.float32)
+        bias = (self.w[3 * layer + 1].numpy() - stats[0] * gain).astype(np.float32)
+        for r in range(0, x.shape[0], rows):
+            band = x[r:r + rows]
+            band *= gain
+            band += bias
+            if relu:
+                np.maximum(band, 0, out=band)
+        return x
+
+    def banded(self, x: np.ndarray, layer: int, rows: int) -> tuple[np.ndarray, Moments]:
+        """One stride-1 conv over a whole map, `rows` output rows at a time; its raw output and moments."""
+        halo = self.halo(layer)
+        out = np.empty((*x.shape[:2], self.widths[layer]), np.float32)
+        parts = []
+        for r in range(0, x.shape[0], rows):
+            top, bottom = max(0, r - halo), min(x.shape[0], r + rows + halo)
+            end = min(x.shape[0], r + rows)
+            raw, moments = self.chain(x[top:bottom], [layer], [], (r - top, end - top, 0, x.shape[1]))
+            out[r:end] = raw[r - top:end - top]
+            parts.append(((end - r) * x.shape[1], moments))
+        return out, combine(parts)
+
+
+def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
+    """One HxWx3 uint8 frame through the net in tiles of about core x core pixels; uint8 out."""
+    h, w = frame.shape[:2]
+    padded, _ = fast.pad_to_multiple(frame, ALIGN, fast.MARGIN)
+    height, width = padded.shape[:2]
+    core = max(MIN_CORE, core)
+    rows = max(8, core * core // (16 * max(1, width // 4)))  # quarter-resolution rows per band
+    stats: dict[int, Moments] = {}
+
+    encoder = Layout.plan(height, width, core, ENCODER_MARGIN, 0, ALIGN)
+    quarter = np.empty((height // 4, width // 4, net.widths[2]), np.float32)
+    for k, scale in zip(net.encoder, (1, 2, 4), strict=True):
+        parts = []
+        for window, _, owned in encoder.tiles():
+            x = padded[window[0]:window[1], window[2]:window[3]].astype(np.float32)
+            raw, moments = net.chain(x, net.encoder[:k + 1], [stats[j] for j in net.encoder[:k]],
+                                     relative(owned, window, 1 / scale))
+            parts.append(((owned[1] - owned[0]) * (owned[3] - owned[2]), moments))
+            if k == 2:
+                oy0, oy1, ox0, ox1 = relative(owned, window, 1 / 4)
+                quarter[owned[0] // 4:owned[1] // 4, owned[2] // 4:owned[3] // 4] = raw[oy0:oy1, ox0:ox1]
+        stats[k] = combine(parts)
+    net.normalize(quarter, 2, stats[2], rows)
+
+    for r in range(net.blocks):
+        first, second = 3 + 2 * r, 4 + 2 * r
+        hidden, stats[first] = net.banded(quarter, first, rows)
+        net.normalize(hidden, first, stats[first], rows)
+        update, stats[second] = net.banded(hidden, second, rows)
+        del hidden
+        quarter += net.normalize(update, second, stats[second], rows)
+        del update
+
+    decoder = Layout.plan(height // 4, width // 4, core // 4, DECODER_MARGIN, OVERLAP // 4, 1)
+    acc = np.zeros((height, width, 3), np.float32)
+    total = np.zeros((height, width, 1), np.float32)
+    ch, cw = (4 * c for c in decoder.core)
+    weight = np.outer(tiles.ramp(ch, OVERLAP if len(decoder.ys) > 1 else 0),
+                      tiles.ramp(cw, OVERLAP if len(decoder.xs) > 1 else 0))[..., None]
+    for k, scale in zip(net.decoder_layers, (2, 4, 4), strict=True):
+        done = net.decoder_layers[:net.decoder_layers.index(k)]
+        parts = []
+        for window, core_box, owned in decoder.tiles():
+            x = quarter[window[0]:window[1], window[2]:window[3]]
+            raw, moments = net.chain(x, [*done, k], [stats[j] for j in done], relative(owned, window, scale))
+            parts.append(((owned[1] - owned[0]) * (owned[3] - owned[2]), moments))
+            if k == net.decoder_layers[-1]:
+                cy0, cy1, cx0, cx1 = relative(core_box, window, 4)
+                y, x0 = 4 * core_box[0], 4 * core_box[2]
+                acc[y:y + ch, x0:x0 + cw] += raw[cy0:cy1, cx0:cx1] * weight
+                total[y:y + ch, x0:x0 + cw] += weight
+        stats[k] = combine(parts)
+    del quarter
+    acc /= total
+    out = net.normalize(acc, net.decoder_layers[-1], stats[net.decoder_layers[-1]], 4 * rows)
+    crop = out[fast.MARGIN:fast.MARGIN + h, fast.MARGIN:fast.MARGIN + w]
+    return np.clip(np.round(np.tanh(crop) * 150.0 + 127.5), 0, 255).astype(np.uint8)
+
+
+def core_for(height: int, width: int, headroom: int) -> int | None:
+    """The tile core (full-resolution pixels) for a height x width frame with `headroom` bytes to
+    spare, or None when the untiled net fits. Measured (bench/bench_memory.py): the untiled net takes
+    BYTES_PER_PIXEL["fast"] per padded pixel; tiled, the whole-frame maps take ["fast_tiled"] per
+    pixel plus the untiled rate over one window (core + 2 x ENCODER_MARGIN on a side)."""
+    rate = resources.BYTES_PER_PIXEL["fast"]
+    padded = (height + 2 * fast.MARGIN + 3) * (width + 2 * fast.MARGIN + 3)
+    if padded * rate <= headroom:
+        return None
+    spare = headroom - resources.TILED_OVERHEAD - resources.BYTES_PER_PIXEL["fast_tiled"] * padded
+    side = int(math.sqrt(max(0, spare) / rate)) - 2 * ENCODER_MARGIN
+    return max(MIN_CORE, side // ALIGN * ALIGN)
