@@ -110,15 +110,15 @@ def statistics(out_dir: Path, core: int = 512) -> None:
 
     rows = []
     started = time.monotonic()
-    exact = fast_tiles.stylize(frame, fast_tiles.Net(engine._w, engine.decoder), core)
+    exact = fast_tiles.stylize(frame, fast_tiles.Net(engine.weights, engine.decoder), core)
     rows.append(("exact, stage by stage (kept)", exact, time.monotonic() - started))
     for factor in (2, 4):
         small = cv2.resize(frame, (1920 // factor, 1080 // factor), interpolation=cv2.INTER_AREA)
-        _, stats = whole_frame(fast.pad_to_multiple(small, 4, m)[0], engine._w, engine.decoder, None)
-        out, measured = whole_frame(padded, engine._w, engine.decoder, stats)
+        _, stats = whole_frame(fast.pad_to_multiple(small, 4, m)[0], engine.weights, engine.decoder, None)
+        out, measured = whole_frame(padded, engine.weights, engine.decoder, stats)
         rows.append((f"from a 1/{factor} downscaled copy", crop(out), float("nan")))
         if factor == 2:
-            refined, _ = whole_frame(padded, engine._w, engine.decoder, measured)
+            refined, _ = whole_frame(padded, engine.weights, engine.decoder, measured)
             rows.append(("  + one measuring pass (all layers at once)", crop(refined), float("nan")))
 
     def own(window: np.ndarray) -> np.ndarray:

@@ -49,7 +49,7 @@ def real_frame() -> np.ndarray:
 @pytest.fixture(scope="module")
 def outputs(wave: fast.FastEngine, real_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     untiled = wave.stylize([real_frame])[0]
-    tiled = fast_tiles.stylize(real_frame, fast_tiles.Net(wave._w, wave.decoder), CORE)
+    tiled = fast_tiles.stylize(real_frame, fast_tiles.Net(wave.weights, wave.decoder), CORE)
     return untiled, tiled
 
 
@@ -91,7 +91,7 @@ def test_no_seam_at_the_tile_borders(outputs: tuple[np.ndarray, np.ndarray]) -> 
 
 def test_one_tile_is_the_untiled_net(wave: fast.FastEngine, real_frame: np.ndarray) -> None:
     small = real_frame[:100, :140]
-    out = fast_tiles.stylize(small, fast_tiles.Net(wave._w, wave.decoder), 1024)
+    out = fast_tiles.stylize(small, fast_tiles.Net(wave.weights, wave.decoder), 1024)
     assert np.abs(out.astype(int) - wave.stylize([small])[0]).max() <= 1
 
 

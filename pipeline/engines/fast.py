@@ -202,7 +202,7 @@ class FastEngine:
         self.max_memory = max_memory  # the worker's budget: frames that need more go through fast_tiles
         self.tiled_frames = 0
         arrays, self.decoder = load_net(self.model_dir)
-        self._arrays = arrays
+        self.weights = [tf.constant(a) for a in arrays]  # for the tiled path (fast_tiles)
         self.blocks = (len(arrays) // 3 - 6) // 2
         self._run = (fast_net.LiteNet(arrays, self.decoder, threads) if backend == "xnnpack"
                      else fast_net.graph(arrays, self.decoder, precision))
@@ -242,7 +242,7 @@ class FastEngine:
         print(f"frame {frame.shape[1]}x{frame.shape[0]}: in tiles of {core} px (memory budget "
               f"{resources.human(self.max_memory)})", file=sys.stderr, flush=True)
         if not hasattr(self, "_tiles_net"):
-            self._tiles_net = fast_tiles.Net([tf.constant(a) for a in self._arrays], self.decoder)
+            self._tiles_net = fast_tiles.Net(self.weights, self.decoder)
         self.tiled_frames += 1
         return fast_tiles.stylize(frame, self._tiles_net, core)
 
