@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import engines, executors, models, probe, resources, storage, styles, temporal, video
+from . import executors, probe, resources, storage, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, ModelError, UsageError, VpipeError
 from .executors.local import preflight
-from .frames import FrameRange, count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
+from .frames import count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
 from .job import Job, JobLock, check_name, find_job, name_from_path, remember_last
 from .logs import RunLog
 from .manifest import Manifest, Status
+from .settings import RunOptions, differences, identity, resolve, worker_config, worker_env
 
 # ---------------------------------------------------------------- split
 
@@ -121,27 +122,6 @@ def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> t
 # ---------------------------------------------------------------- stylize and retry-failed
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    style: str | None = None
-    engine: str | None = None
-    frames: FrameRange | None = None
-    chunk: int = 50
-    workers: int | None = None
-    threads: int | None = None  # compute threads per worker
-    max_side: int | None = None
-    max_attempts: int = 2
-    frame_timeout: float = 600.0
-    device: str = "auto"
-    executor: str = "local"  # local | ray
-    ray_address: str | None = None
-    gpus_per_worker: int | None = None
-    restart: bool = False
-    max_memory: int | None = None  # bytes per worker; None: resources.default_budget
-    params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
-    temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
-
-
 @dataclass
 class RunResult:
     job: Job
@@ -152,61 +132,15 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
-IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal")
-
-
-def _settings(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
-    """The style settings of this run; with no --style/--engine a resume reuses the job's."""
-    stored = manifest.meta("settings")
-    resume = bool(stored) and options.style is None and options.engine is None
-    if resume:
-        style = styles.resolve(stored["style"], stored["engine"])
-        max_side = options.max_side if options.max_side is not None else stored.get("max_side")
-        params = {**stored.get("params", {}), **options.params}
-    else:
-        style = styles.resolve(options.style, options.engine)
-        max_side, params = options.max_side, {**style.params, **options.params}
-    engines.check_name(style.engine)
-    engines.check_params(style.engine, params)
-    if style.engine == "gatys":
-        params.setdefault("net", "squeezenet")
-        style = style.with_model(models.verified(models.FEATURE_NETS[params["net"]]))
-    if style.model is None:
-        raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
-    if style.image:
-        try:
-            storage.read_rgb(style.image)
-        except (OSError, ValueError) as exc:
-            raise MediaError(f"style image {style.image.name} is not a readable image") from exc
-    video_mode = _temporal(style.engine, options.temporal, stored.get("temporal") if resume else None, resume)
-    return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
-
-
-def _temporal(engine: str, asked: float | bool | None, stored: dict[str, Any] | None,
-              resume: bool) -> dict[str, Any] | None:
-    """The worker's video-mode config: what was asked, else the job's on a resume, else the engine's default."""
-    on, weight = temporal.DEFAULTS.get(engine, temporal.BLEND_DEFAULT)
-    if asked is None:
-        return stored if resume else ({"weight": weight} if on else None)
-    if asked is False:
-        return None
-    return {"weight": weight if asked is True else float(asked)}
-
-
-def _identity(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: settings.get(k) or None for k in IDENTITY}
-
-
 def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], restart: bool) -> list[str]:
     stored = manifest.meta("settings")
     done = manifest.counts()[Status.DONE]
-    if stored and done and _identity(stored) != _identity(settings):
+    if stored and done and identity(stored) != identity(settings):
         if not restart:
-            diffs = ", ".join(f"{k}: {stored.get(k)!s:.24} -> {settings.get(k)!s:.24}"
-                              for k in ("style", *IDENTITY) if (stored.get(k) or None) != (settings.get(k) or None))
-            raise UsageError(f"job {job.name!r} has {done} frames styled with other settings ({diffs}); "
+            raise UsageError(f"job {job.name!r} has {done} frames styled with other settings "
+                             f"({differences(stored, settings)}); "
                              "use the same settings, or --restart to discard them")
-        problem = preflight(_worker_config(job, manifest, settings), _worker_env())
+        problem = preflight(worker_config(job, manifest, settings), worker_env())
         if problem:  # keep the old frames: the new settings would not produce any
             raise ModelError(f"--restart: nothing discarded, the new settings do not load: {problem}")
         manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
@@ -233,7 +167,7 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
                     notes: list[str]) -> RunResult:
     total = manifest.frame_count()
     first, last = options.frames.resolve(total) if options.frames else (1, total)
-    settings = _settings(manifest, options)
+    settings = resolve(manifest, options)
     notes += _check_settings(job, manifest, settings, options.restart)
     manifest.set_meta("settings", settings)
     run_id = manifest.start_run(" ".join(["vpipe", *sys.argv[1:]]), os.getpid())
@@ -255,26 +189,11 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     return RunResult(job, len(todo), outcome, time.monotonic() - started, manifest.counts(), notes)
 
 
-def _worker_config(job: Job, manifest: Manifest, settings: dict[str, Any]) -> dict[str, Any]:
-    """What every worker of a run is told (the executor adds the threads)."""
-    engine_options = {**settings.get("params", {}), "batch": 1}
-    if settings.get("image"):
-        engine_options["style_image"] = settings["image"]
-    return {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
-            "styled_dir": str(job.styled_dir), "name_width": int(manifest.meta("name_width")),
-            "ext": str(manifest.meta("ext")), "max_side": settings.get("max_side"),
-            "temporal": settings.get("temporal"), "options": engine_options}
-
-
-def _worker_env() -> dict[str, str]:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
 def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], todo: list[int],
          options: RunOptions) -> Outcome:
     resources.memory_limit()  # a malformed VPIPE_WORKER_MEMORY is a usage error here, not a worker crash
     width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    config, env = _worker_config(job, manifest, settings), _worker_env()
+    config, env = worker_config(job, manifest, settings), worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.max_memory, options.gpus_per_worker, options.ray_address)
     executor = executors.create(where, config, env, job.worker_logs, job.root)

@@ -1,0 +1,105 @@
+"""A run's settings: what the command line asked, what the job already holds, and what workers are told.
+
+The settings that make a styled frame what it is (engine, model and image digests, working size,
+engine parameters, video mode: IDENTITY) are stored with the job; a run that would change them on
+a job with styled frames is refused unless --restart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import engines, models, storage, styles, temporal
+from .errors import MediaError, UsageError
+from .frames import FrameRange
+from .job import Job
+from .manifest import Manifest
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    style: str | None = None
+    engine: str | None = None
+    frames: FrameRange | None = None
+    chunk: int = 50
+    workers: int | None = None
+    threads: int | None = None  # compute threads per worker
+    max_side: int | None = None
+    max_attempts: int = 2
+    frame_timeout: float = 600.0
+    device: str = "auto"
+    executor: str = "local"  # local | ray
+    ray_address: str | None = None
+    gpus_per_worker: int | None = None
+    restart: bool = False
+    max_memory: int | None = None  # bytes per worker; None: resources.default_budget
+    params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
+    temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
+
+
+IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal")
+
+
+def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
+    """The style settings of this run; with no --style/--engine a resume reuses the job's."""
+    stored = manifest.meta("settings")
+    resume = bool(stored) and options.style is None and options.engine is None
+    if resume:
+        style = styles.resolve(stored["style"], stored["engine"])
+        max_side = options.max_side if options.max_side is not None else stored.get("max_side")
+        params = {**stored.get("params", {}), **options.params}
+    else:
+        style = styles.resolve(options.style, options.engine)
+        max_side, params = options.max_side, {**style.params, **options.params}
+    engines.check_name(style.engine)
+    engines.check_params(style.engine, params)
+    if style.engine == "gatys":
+        params.setdefault("net", "squeezenet")
+        style = style.with_model(models.verified(models.FEATURE_NETS[params["net"]]))
+    if style.model is None:
+        raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
+    if style.image:
+        try:
+            storage.read_rgb(style.image)
+        except (OSError, ValueError) as exc:
+            raise MediaError(f"style image {style.image.name} is not a readable image") from exc
+    video_mode = _temporal(style.engine, options.temporal, stored.get("temporal") if resume else None, resume)
+    return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
+
+
+def _temporal(engine: str, asked: float | bool | None, stored: dict[str, Any] | None,
+              resume: bool) -> dict[str, Any] | None:
+    """The worker's video-mode config: what was asked, else the job's on a resume, else the engine's default."""
+    on, weight = temporal.DEFAULTS.get(engine, temporal.BLEND_DEFAULT)
+    if asked is None:
+        return stored if resume else ({"weight": weight} if on else None)
+    if asked is False:
+        return None
+    return {"weight": weight if asked is True else float(asked)}
+
+
+def identity(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: settings.get(k) or None for k in IDENTITY}
+
+
+def differences(stored: dict[str, Any], settings: dict[str, Any]) -> str:
+    """What changed between the job's settings and these, for the refusal message."""
+    return ", ".join(f"{k}: {stored.get(k)!s:.24} -> {settings.get(k)!s:.24}"
+                     for k in ("style", *IDENTITY) if (stored.get(k) or None) != (settings.get(k) or None))
+
+
+def worker_config(job: Job, manifest: Manifest, settings: dict[str, Any]) -> dict[str, Any]:
+    """What every worker of a run is told (the executor adds the threads)."""
+    engine_options = {**settings.get("params", {}), "batch": 1}
+    if settings.get("image"):
+        engine_options["style_image"] = settings["image"]
+    return {"engine": settings["engine"], "model": settings["model"], "frames_dir": str(job.frames_dir),
+            "styled_dir": str(job.styled_dir), "name_width": int(manifest.meta("name_width")),
+            "ext": str(manifest.meta("ext")), "max_side": settings.get("max_side"),
+            "temporal": settings.get("temporal"), "options": engine_options}
+
+
+def worker_env() -> dict[str, str]:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
