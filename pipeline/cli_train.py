@@ -41,7 +41,7 @@ def _style_toml(painting: Path, net: str, plan: object) -> str:
               help="A folder of photos/videos or a video file to train on (repeatable).")
 @click.option("--name", help="Style name (default: from the painting's file name).")
 @click.option("--size", type=click.IntRange(min=64), default=192, show_default=True, help="Training crop side.")
-@click.option("--steps", type=click.IntRange(min=1), default=1500, show_default=True, help="Adam steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=700, show_default=True, help="Adam steps.")
 @click.option("--batch", type=click.IntRange(min=2), default=4, show_default=True, help="Crops per step.")
 @click.option("--temporal-weight", type=click.FloatRange(min=0), default=1500.0, show_default=True,
               help="Weight of the flow-warped consistency term on consecutive video frames (0: off).")

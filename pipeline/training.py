@@ -37,7 +37,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 @dataclass(frozen=True)
 class Plan:
     size: int = 192  # crop side
-    steps: int = 1500
+    steps: int = 700
     batch: int = 4
     learning_rate: float = 1e-3
     channels: tuple[int, int, int] = (12, 24, 48)  # slim; (32, 64, 128) is the full Johnson net
