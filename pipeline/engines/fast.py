@@ -201,6 +201,7 @@ class FastEngine:
         self.precision, self.backend = precision, backend
         self.max_memory = max_memory  # the worker's budget: frames that need more go through fast_tiles
         self.tiled_frames = 0
+        self._tiles_net: Any = None  # fast_tiles.Net, built at the first frame over the budget
         arrays, self.decoder = load_net(self.model_dir)
         self.weights = [tf.constant(a) for a in arrays]  # for the tiled path (fast_tiles)
         self.blocks = (len(arrays) // 3 - 6) // 2
@@ -241,7 +242,7 @@ class FastEngine:
             return None
         print(f"frame {frame.shape[1]}x{frame.shape[0]}: in tiles of {core} px (memory budget "
               f"{resources.human(self.max_memory)})", file=sys.stderr, flush=True)
-        if not hasattr(self, "_tiles_net"):
+        if self._tiles_net is None:
             self._tiles_net = fast_tiles.Net(self.weights, self.decoder)
         self.tiled_frames += 1
         return fast_tiles.stylize(frame, self._tiles_net, core)
