@@ -168,10 +168,12 @@ class LiteNet:
     def __init__(self, arrays: Sequence[np.ndarray], decoder: str, threads: int = 0) -> None:
         import warnings
 
-        concrete = tf.function(network(arrays, decoder)).get_concrete_function(*SIGNATURE)
+        owner = tf.Module()  # the converter wants the object that owns the function (else it logs a warning)
+        owner.net = tf.function(network(arrays, decoder))
+        concrete = owner.net.get_concrete_function(*SIGNATURE)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
-            blob = tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert()
+            blob = tf.lite.TFLiteConverter.from_concrete_functions([concrete], owner).convert()
             self._interpreter = tf.lite.Interpreter(model_content=blob, num_threads=threads or None)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
