@@ -91,7 +91,7 @@ def differences(stored: dict[str, Any], settings: dict[str, Any]) -> str:
 
 
 def worker_config(job: Job, manifest: Manifest, settings: dict[str, Any]) -> dict[str, Any]:
-    """What every worker of a run is told (the executor adds the threads)."""
+    """What every worker of a run is told (the executor adds the threads and the memory budget)."""
     engine_options = {**settings.get("params", {}), "batch": 1}
     if settings.get("image"):
         engine_options["style_image"] = settings["image"]
