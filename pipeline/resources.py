@@ -85,7 +85,7 @@ def run_budget(asked: int | None, workers: int) -> int:
 
 
 def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
-    """The size a worker stylizes a width x height frame at (pipeline.worker.fit)."""
+    """The (width, height) a worker stylizes a width x height frame at (what pipeline.worker.fit resizes to)."""
     if not max_side or max(width, height) <= max_side:
         return width, height
     scale = max_side / max(width, height)

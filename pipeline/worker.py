@@ -65,11 +65,8 @@ def _stdin_lines() -> queue.Queue[str]:
 def fit(frame: np.ndarray, max_side: int | None) -> np.ndarray:
     """Shrink so the longer side is at most max_side (the engine's working size)."""
     h, w = frame.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return frame
-    scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    size = resources.working_size(w, h, max_side)
+    return frame if size == (w, h) else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def restore(styled: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -156,7 +153,7 @@ class Worker:
         return storage.read_rgb(self.frames_dir / frame_name(index, self.width, self.ext))
 
     def working_frame(self, index: int) -> np.ndarray:
-        return fit(storage.read_rgb(self.frames_dir / frame_name(index, self.width, self.ext)), self.max_side)
+        return fit(self.source_frame(index), self.max_side)
 
     def done_frame(self, index: int) -> np.ndarray | None:
         """A styled frame already in the job (published files are complete), at the working size."""

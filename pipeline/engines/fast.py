@@ -7,6 +7,7 @@ a bad download should fail at load time with one readable line, not deep inside 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -36,7 +37,7 @@ def layers(blocks: int = BLOCKS) -> list[str]:
 
 
 N_VARS = 3 * len(layers())
-EPS = 1e-3
+EPS = fast_net.EPS
 # Reflect margin around each frame: the net zero-pads its convs, which distorts the outer rim.
 # Measured on chicago crops vs the same region of a larger frame (wave/udnie), the extra error
 # of the 8 px border over the interior was 4.7/5.3 levels with no margin, 2.7/3.1 with 8 px,
@@ -147,19 +148,25 @@ def _check_frame(i: int, frame: np.ndarray) -> None:
         raise ValueError(f"frame {i}: expected an HxWx3 uint8 RGB array, got {got}")
 
 
-def _layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: str = "", stride: int = 1,
-           relu: bool = True) -> tf.Tensor:
-    kernel, shift, scale = w[3 * i : 3 * i + 3]
+def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1) -> tf.Tensor:
+    """One layer's conv: plain (with `stride`), or doubling the size as the decoder `up` says.
+
+    Also the tiled path's (fast_tiles), so tiled and untiled frames run the same convs.
+    """
     s = tf.shape(x)
     if up == "transpose":
         out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
-        x = tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
-    elif up == "resize":
+        return tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
+    if up == "resize":
         x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
-        x = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
-    else:
-        x = tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
-    x = _instance_norm(x, shift, scale)
+        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
+
+
+def _layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: str = "", stride: int = 1,
+           relu: bool = True) -> tf.Tensor:
+    kernel, shift, scale = w[3 * i : 3 * i + 3]
+    x = _instance_norm(conv(x, kernel, up, stride), shift, scale)
     return tf.nn.relu(x) if relu else x
 
 
@@ -203,10 +210,15 @@ class FastEngine:
         self.tiled_frames = 0
         self._tiles_net: Any = None  # fast_tiles.Net, built at the first frame over the budget
         arrays, self.decoder = load_net(self.model_dir)
-        self.weights = [tf.constant(a) for a in arrays]  # for the tiled path (fast_tiles)
+        self._arrays = arrays
         self.blocks = (len(arrays) // 3 - 6) // 2
         self._run = (fast_net.LiteNet(arrays, self.decoder, threads) if backend == "xnnpack"
                      else fast_net.graph(arrays, self.decoder, precision))
+
+    @functools.cached_property
+    def weights(self) -> list[tf.Tensor]:
+        """The arrays as TF constants, for the tiled path (fast_tiles); made only when a frame needs it."""
+        return [tf.constant(a) for a in self._arrays]
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""

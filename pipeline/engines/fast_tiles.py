@@ -39,18 +39,6 @@ Moments = tuple[np.ndarray, np.ndarray]  # per-channel mean and (population) var
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 
 
-def _conv(x: tf.Tensor, kernel: tf.Tensor, up: str, stride: int) -> tf.Tensor:
-    """The conv part of fast._layer, unchanged (a test holds the tiled and untiled nets equal)."""
-    s = tf.shape(x)
-    if up == "transpose":
-        out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
-        return tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
-    if up == "resize":
-        x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
-        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
-    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
-
-
 @dataclass(frozen=True)
 class Layout:
     """Cores (neighbours overlapping by `overlap`) and the windows around them, on a height x width map."""
@@ -126,7 +114,7 @@ class Net:
         def run(x: tf.Tensor, fixed: tf.Tensor, box: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             for n, i in enumerate(layers):
                 up, stride, relu = self.kinds[i]
-                x = _conv(x, self.w[3 * i], up, stride)
+                x = fast.conv(x, self.w[3 * i], up, stride)
                 if n == len(layers) - 1:
                     break
                 c = self.widths[i]

@@ -48,8 +48,6 @@ def gpu_count() -> int:
     return sum(1 for line in out.splitlines() if line.startswith("GPU "))
 
 
-
-
 def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path,
            job_root: Path) -> LocalExecutor | RayExecutor:
     """The executor for a run; config["options"] gets "threads" and "max_memory" once the worker count is known."""
@@ -75,8 +73,9 @@ def _ray(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Pa
     cluster = ray_executor.connect(where.ray_address)
     try:
         workers, gpus = ray_executor.placement(cluster, where.device, where.workers, where.gpus_per_worker)
-        # the coordinator cannot see the nodes' cores: --threads, else this machine's cores per worker
-        config["options"]["threads"] = where.threads or (0 if gpus else max(1, (os.cpu_count() or 1) // workers))
+        # the coordinator cannot see the nodes' cores: the local rule on this machine's cores
+        config["options"]["threads"] = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, workers,
+                                                              where.threads)[1]
         config["options"]["max_memory"] = resources.run_budget(where.max_memory, workers)
         return ray_executor.RayExecutor(config, workers, env, logs, job_root, cluster, gpus)
     except BaseException:

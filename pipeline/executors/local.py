@@ -17,6 +17,11 @@ from typing import IO, Any
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
+def worker_pythonpath(existing: str | None) -> str:
+    """PYTHONPATH for a worker process: this package's root first, so `-m pipeline.worker` finds it."""
+    return os.pathsep.join(filter(None, [PACKAGE_ROOT, existing]))
+
+
 @dataclass(frozen=True)
 class Event:
     slot: int
@@ -103,7 +108,7 @@ def preflight(config: dict[str, Any], env: dict[str, str], timeout: float = 300.
     broken model or style image stops the command while the old frames are still there.
     """
     env = {**env, "CUDA_VISIBLE_DEVICES": "-1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))}
+           "PYTHONPATH": worker_pythonpath(env.get("PYTHONPATH"))}
     config = {**config, "options": {**config.get("options", {}), "threads": 1}}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True)
@@ -136,7 +141,7 @@ class LocalExecutor:
                  gpus: int = 0) -> None:
         self.config = config
         self.size = workers
-        self.env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))}
+        self.env = {**env, "PYTHONPATH": worker_pythonpath(env.get("PYTHONPATH"))}
         self.logs = logs
         self.gpus = gpus
         self.events: queue.Queue[Event] = queue.Queue()

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JobError, UsageError, VpipeError
-from .local import PACKAGE_ROOT, Event
+from .local import Event, worker_pythonpath
 from .ray_node import TOKEN_FILE, SlotActor, Spec, chunk_task
 
 try:
@@ -119,7 +119,7 @@ class RayExecutor:
         self.token_path.write_text(token)
         self.specs = {slot: Spec(config, worker_env(env, gpus_per_worker), str(logs / f"worker-{slot}.log"),
                                  str(job_root), token) for slot in range(workers)}
-        path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
+        path = worker_pythonpath(os.environ.get("PYTHONPATH"))
         # num_cpus=1 reserves a core per worker for scheduling; the engine's threads are set in the config.
         self.options: dict[str, Any] = {"num_cpus": 1, "num_gpus": gpus_per_worker, "scheduling_strategy": "SPREAD",
                                         "runtime_env": {"env_vars": {"PYTHONPATH": path}}}

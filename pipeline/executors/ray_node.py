@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .local import PACKAGE_ROOT, Event, WorkerProcess
+from .local import Event, WorkerProcess, worker_pythonpath
 
 TOKEN_FILE = ".ray-token"
 
@@ -44,8 +44,7 @@ def storage_refusal(job_root: str, token: str) -> str | None:
 
 
 def start_worker(spec: Spec, events: queue.Queue[Event]) -> WorkerProcess:
-    path = os.pathsep.join(filter(None, [PACKAGE_ROOT, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, **spec.env, "PYTHONPATH": path}
+    env = {**os.environ, **spec.env, "PYTHONPATH": worker_pythonpath(os.environ.get("PYTHONPATH"))}
     return WorkerProcess(0, spec.config, env, Path(spec.log), events)
 
 
