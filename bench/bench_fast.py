@@ -39,7 +39,7 @@ import fast_onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pipeline import video  # noqa: E402
-from pipeline.engines import fast  # noqa: E402
+from pipeline.engines import fast, fast_net  # noqa: E402
 from pipeline.engines import precision as precisions  # noqa: E402
 
 # OpenCV DNN runs in its own process: in one process with TensorFlow its ONNX import crashed here.
@@ -168,9 +168,9 @@ def network_bench(label: str, clip: Path, work: Path) -> dict[str, float]:
                "vpipe bf16 (TF graph)": fast.FastEngine(WAVE, precision="bf16")}
     print(f"  vpipe auto on this CPU = {auto} ({auto_backend})")
     weights = [tf.constant(v) for v in arrays]
-    plain = tf.function(lambda a: fast.transform(a, weights))
+    plain = tf.function(lambda a: fast_net.transform(a, weights))
     nets: dict[str, Net] = {name: (lambda a, e=e: np.asarray(e._run(a))[0]) for name, e in engines.items()}
-    nets["plain TF2 fp32 (fast.transform)"] = lambda a: plain(a).numpy()[0]
+    nets["plain TF2 fp32 (fast_net.transform)"] = lambda a: plain(a).numpy()[0]
     extra, servers = baselines(arrays, x, work)
     nets.update(extra)
     try:

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import flow, storage, video
-from .engines import fast, features, gatys
+from .engines import fast, fast_net, features, gatys
 from .errors import UsageError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
@@ -201,11 +201,11 @@ class Trainer:
                     mask: tf.Tensor) -> dict[str, tf.Tensor]:
         p = self.plan
         with tf.GradientTape() as tape:
-            out = fast.transform(images, self.weights, p.decoder)
+            out = fast_net.transform(images, self.weights, p.decoder)
             parts = self.perceptual(images, out)
             if p.temporal_weight:
-                out_prev = fast.transform(prev, self.weights, p.decoder)
-                out_cur = fast.transform(cur, self.weights, p.decoder)
+                out_prev = fast_net.transform(prev, self.weights, p.decoder)
+                out_cur = fast_net.transform(cur, self.weights, p.decoder)
                 diff = (out_cur - tf_warp(out_prev, to_prev)) / 255.0
                 parts["temporal"] = tf.reduce_sum(mask[..., None] * tf.square(diff)) / (3 * tf.reduce_sum(mask) + 1e-6)
             loss = (p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]
@@ -233,7 +233,7 @@ class Trainer:
     def stylize(self, image: np.ndarray) -> np.ndarray:
         padded, (h, w) = fast.pad_to_multiple(image, 4, fast.MARGIN)
         batch = tf.constant(padded[None].astype(np.float32))
-        out = fast.transform(batch, self.weights, self.plan.decoder).numpy()[0]
+        out = fast_net.transform(batch, self.weights, self.plan.decoder).numpy()[0]
         return np.rint(out[fast.MARGIN:fast.MARGIN + h, fast.MARGIN:fast.MARGIN + w]).astype(np.uint8)
 
 

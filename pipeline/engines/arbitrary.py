@@ -9,8 +9,6 @@ Magenta's content blending does. Only the .tflite flatbuffers are read; no code 
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline import storage, tiles
+from pipeline.engines import lite
 from pipeline.errors import ModelError, UsageError
 
 PREDICT = "style_predict_quantized_256.tflite"
@@ -39,31 +38,12 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(crop, (size, size), interpolation=interp).astype(np.float32) / 255.0
 
 
-def _interpreter(path: Path, threads: int) -> Any:
-    """A TF Lite interpreter: LiteRT when installed, else the one TensorFlow still ships."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
-    except ImportError:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TF 2.20+ deprecation notice for tf.lite.Interpreter
-        try:
-            interpreter = Interpreter(model_path=str(path), num_threads=threads or None)
-            interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"model file {path} is not a usable TF Lite model ({exc})") from exc
-    return interpreter
-
-
 class Net:
     """One TF Lite model with named float32 inputs and a single output."""
 
     def __init__(self, path: Path, threads: int) -> None:
         self.path = path
-        self.interpreter = _interpreter(path, threads)
+        self.interpreter = lite.interpreter(path, threads)
         self.inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.calls = 0

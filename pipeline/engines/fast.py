@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
-from pipeline.engines import fast_net
+from pipeline.engines import lite
 from pipeline.engines import precision as precisions
 from pipeline.errors import ModelError, UsageError
 
@@ -37,7 +36,6 @@ def layers(blocks: int = BLOCKS) -> list[str]:
 
 
 N_VARS = 3 * len(layers())
-EPS = fast_net.EPS
 # Reflect margin around each frame: the net zero-pads its convs, which distorts the outer rim.
 # Measured on chicago crops vs the same region of a larger frame (wave/udnie), the extra error
 # of the 8 px border over the interior was 4.7/5.3 levels with no margin, 2.7/3.1 with 8 px,
@@ -137,55 +135,10 @@ def pad_to_multiple(frame: np.ndarray, m: int, margin: int = 0) -> tuple[np.ndar
     return padded, (h, w)
 
 
-def _instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
-    mu, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-    return (x - mu) / tf.sqrt(var + EPS) * scale + shift
-
-
 def _check_frame(i: int, frame: np.ndarray) -> None:
     if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
         raise ValueError(f"frame {i}: expected an HxWx3 uint8 RGB array, got {got}")
-
-
-def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1) -> tf.Tensor:
-    """One layer's conv: plain (with `stride`), or doubling the size as the decoder `up` says.
-
-    Also the tiled path's (fast_tiles), so tiled and untiled frames run the same convs.
-    """
-    s = tf.shape(x)
-    if up == "transpose":
-        out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
-        return tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
-    if up == "resize":
-        x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
-        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
-    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
-
-
-def _layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: str = "", stride: int = 1,
-           relu: bool = True) -> tf.Tensor:
-    kernel, shift, scale = w[3 * i : 3 * i + 3]
-    x = _instance_norm(conv(x, kernel, up, stride), shift, scale)
-    return tf.nn.relu(x) if relu else x
-
-
-def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose") -> tf.Tensor:
-    """The transform net on RGB 0..255 (N, H, W, 3), H and W multiples of 4 -> float RGB 0..255.
-
-    Also used (with trainable variables) by `vpipe train-style`.
-    """
-    blocks = (len(w) // 3 - 6) // 2
-    x = _layer(x, w, 0)
-    x = _layer(x, w, 1, stride=2)
-    x = _layer(x, w, 2, stride=2)
-    for r in range(blocks):
-        x = x + _layer(_layer(x, w, 3 + 2 * r), w, 4 + 2 * r, relu=False)
-    last = 3 + 2 * blocks
-    x = _layer(x, w, last, decoder)
-    x = _layer(x, w, last + 1, decoder)
-    x = _layer(x, w, last + 2, relu=False)
-    return tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)
 
 
 class FastEngine:
@@ -201,7 +154,7 @@ class FastEngine:
                  threads: int = 0, max_memory: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if precision not in fast_net.DTYPES or backend not in BACKENDS or (backend == "xnnpack" and precision != "fp32"):
+        if precision not in precisions.FORMATS or backend not in BACKENDS or (backend == "xnnpack" and precision != "fp32"):
             raise UsageError(f"fast engine: backend {backend!r} with {precision} (backends: tf, or xnnpack for fp32)")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
@@ -212,12 +165,18 @@ class FastEngine:
         arrays, self.decoder = load_net(self.model_dir)
         self._arrays = arrays
         self.blocks = (len(arrays) // 3 - 6) // 2
-        self._run = (fast_net.LiteNet(arrays, self.decoder, threads) if backend == "xnnpack"
-                     else fast_net.graph(arrays, self.decoder, precision))
+        if backend == "xnnpack":
+            self._run: Any = lite.fast_runner(arrays, self.decoder, threads)
+        else:
+            from pipeline.engines import fast_net  # TensorFlow
+
+            self._run = fast_net.graph(arrays, self.decoder, precision)
 
     @functools.cached_property
-    def weights(self) -> list[tf.Tensor]:
+    def weights(self) -> list[Any]:
         """The arrays as TF constants, for the tiled path (fast_tiles); made only when a frame needs it."""
+        import tensorflow as tf
+
         return [tf.constant(a) for a in self._arrays]
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -271,14 +230,27 @@ def choose(asked: str, gpu: bool, flags: frozenset[str]) -> tuple[str, str]:
     return chosen, backend
 
 
+def _gpu() -> bool:
+    """Whether TensorFlow would run this worker on a GPU; TensorFlow is imported only where one is there
+    (executors hide GPUs from CPU workers with CUDA_VISIBLE_DEVICES=-1)."""
+    from pipeline.executors import gpu_count
+
+    if not gpu_count():
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def load(model: Path, options: dict[str, Any]) -> FastEngine:
     """Registry entry point: the worker calls this once per process."""
     threads = int(options.get("threads") or 0)
-    if threads:
+    chosen, backend = choose(str(options.get("precision") or "auto"), _gpu(), precisions.cpu_flags())
+    if threads and backend == "tf":
+        import tensorflow as tf
+
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    chosen, backend = choose(str(options.get("precision") or "auto"), gpu, precisions.cpu_flags())
     budget = options.get("max_memory")
     return FastEngine(model, batch_size=int(options.get("batch") or 1), precision=chosen, backend=backend,
                       threads=threads, max_memory=int(budget) if budget else None)

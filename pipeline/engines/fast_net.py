@@ -1,4 +1,5 @@
-"""The fast engine's transform net for inference: the same maths as `fast.transform`, rearranged for speed.
+"""The fast engine's transform net in TensorFlow: `transform`, the reference (also trained by
+`vpipe train-style` and tiled by `fast_tiles`), and `network`, the same maths rearranged for inference.
 
 - The 9x9 convs at the ends (3 -> 32 and 32 -> 3 channels) starve a GEMM of channels. On the
   space-to-depth grid they become small-kernel convs with r*r times the channels, then depth-to-space.
@@ -21,6 +22,51 @@ import tensorflow as tf
 
 EPS = 1e-3
 Conv = Callable[[tf.Tensor], tf.Tensor]
+
+
+def _reference_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    mu, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    return (x - mu) / tf.sqrt(var + EPS) * scale + shift
+
+
+def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1) -> tf.Tensor:
+    """One layer's conv: plain (with `stride`), or doubling the size as the decoder `up` says.
+
+    Also the tiled path's (fast_tiles), so tiled and untiled frames run the same convs.
+    """
+    s = tf.shape(x)
+    if up == "transpose":
+        out_shape = tf.stack([s[0], s[1] * 2, s[2] * 2, tf.shape(kernel)[2]])
+        return tf.nn.conv2d_transpose(x, kernel, out_shape, strides=2, padding="SAME")
+    if up == "resize":
+        x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
+        return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
+    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
+
+
+def _reference_layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: str = "", stride: int = 1,
+                     relu: bool = True) -> tf.Tensor:
+    kernel, shift, scale = w[3 * i : 3 * i + 3]
+    x = _reference_norm(conv(x, kernel, up, stride), shift, scale)
+    return tf.nn.relu(x) if relu else x
+
+
+def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose") -> tf.Tensor:
+    """The transform net on RGB 0..255 (N, H, W, 3), H and W multiples of 4 -> float RGB 0..255.
+
+    Also used (with trainable variables) by `vpipe train-style`.
+    """
+    blocks = (len(w) // 3 - 6) // 2
+    x = _reference_layer(x, w, 0)
+    x = _reference_layer(x, w, 1, stride=2)
+    x = _reference_layer(x, w, 2, stride=2)
+    for r in range(blocks):
+        x = x + _reference_layer(_reference_layer(x, w, 3 + 2 * r), w, 4 + 2 * r, relu=False)
+    last = 3 + 2 * blocks
+    x = _reference_layer(x, w, last, decoder)
+    x = _reference_layer(x, w, last + 1, decoder)
+    x = _reference_layer(x, w, last + 2, relu=False)
+    return tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)
 
 
 def s2d_kernel(kernel: np.ndarray, r: int) -> tuple[np.ndarray, int, int]:
@@ -158,34 +204,3 @@ SIGNATURE = [tf.TensorSpec([None, None, None, 3], tf.float32)]
 def graph(arrays: Sequence[np.ndarray], decoder: str, precision: str = "fp32") -> Callable[[tf.Tensor], tf.Tensor]:
     """The network as one TF graph; None dims, so a new frame size does not retrace it."""
     return tf.function(network(arrays, decoder, DTYPES[precision]), input_signature=SIGNATURE)
-
-
-class LiteNet:
-    """fp32 on a CPU through TF Lite's XNNPACK delegate, whose kernels are picked for the CPU at run time
-    (the TensorFlow wheel's own kernels are built for plain AVX). Converted once with dynamic sizes;
-    a new input shape only re-plans the buffers."""
-
-    def __init__(self, arrays: Sequence[np.ndarray], decoder: str, threads: int = 0) -> None:
-        import warnings
-
-        owner = tf.Module()  # the converter wants the object that owns the function (else it logs a warning)
-        owner.net = tf.function(network(arrays, decoder))
-        concrete = owner.net.get_concrete_function(*SIGNATURE)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
-            blob = tf.lite.TFLiteConverter.from_concrete_functions([concrete], owner).convert()
-            self._interpreter = tf.lite.Interpreter(model_content=blob, num_threads=threads or None)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._shape: tuple[int, ...] | None = None
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, np.float32)
-        if batch.shape != self._shape:
-            self._interpreter.resize_tensor_input(self._input, list(batch.shape), strict=False)
-            self._interpreter.allocate_tensors()
-            self._shape = batch.shape
-        self._interpreter.set_tensor(self._input, batch)
-        self._interpreter.invoke()
-        result: np.ndarray = self._interpreter.get_tensor(self._output)
-        return result

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import resources, tiles
-from pipeline.engines import fast
+from pipeline.engines import fast, fast_net
 
 ALIGN = 4  # the net downsamples twice by 2: full-resolution windows start on multiples of 4
 ENCODER_MARGIN = 8  # full-resolution pixels of context around a core (receptive field 7)
@@ -114,11 +114,11 @@ class Net:
         def run(x: tf.Tensor, fixed: tf.Tensor, box: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             for n, i in enumerate(layers):
                 up, stride, relu = self.kinds[i]
-                x = fast.conv(x, self.w[3 * i], up, stride)
+                x = fast_net.conv(x, self.w[3 * i], up, stride)
                 if n == len(layers) - 1:
                     break
                 c = self.widths[i]
-                x = (x - fixed[n, 0, :c]) / tf.sqrt(fixed[n, 1, :c] + fast.EPS) * self.w[3 * i + 2] + self.w[3 * i + 1]
+                x = (x - fixed[n, 0, :c]) / tf.sqrt(fixed[n, 1, :c] + fast_net.EPS) * self.w[3 * i + 2] + self.w[3 * i + 1]
                 x = tf.nn.relu(x) if relu else x
             mean, var = tf.nn.moments(x[:, box[0]:box[1], box[2]:box[3]], axes=[0, 1, 2])
             return x[0], tf.stack([mean, var])
@@ -141,7 +141,7 @@ class Net:
     def normalize(self, x: np.ndarray, layer: int, stats: Moments, rows: int) -> np.ndarray:
         """Instance norm (+ ReLU) of a whole map in place, `rows` at a time (no full-size temporaries)."""
         _, _, relu = self.kinds[layer]
-        gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + fast.EPS)).astype(np.float32)
+        gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + fast_net.EPS)).astype(np.float32)
         bias = (self.w[3 * layer + 1].numpy() - stats[0] * gain).astype(np.float32)
         for r in range(0, x.shape[0], rows):
             band = x[r:r + rows]

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FORMATS = PRECISIONS[1:]  # what a worker runs once auto is resolved
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
