@@ -25,6 +25,17 @@ def test_space_to_depth_conv_equals_the_plain_conv(k: int, r: int) -> None:
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
 
 
+@pytest.mark.parametrize("size", [3, 5, 9])
+@pytest.mark.parametrize("k", [2, 3])
+def test_split_conv_equals_the_plain_conv(size: int, k: int) -> None:
+    rng = np.random.default_rng(size * k)
+    kernel = rng.normal(0, 0.1, (size, size, 5, 3)).astype(np.float32)
+    x = tf.constant(rng.normal(0, 1, (2, 13, 18, 5)).astype(np.float32))
+    want = tf.nn.conv2d(x, kernel, 1, "SAME")
+    got = fast_net._split_conv(kernel, k, tf.float32)(x)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
 @pytest.mark.parametrize("k", [3, 5])
 def test_sub_pixel_form_equals_the_transposed_conv(k: int) -> None:
     rng = np.random.default_rng(k)
@@ -54,8 +65,9 @@ def test_network_equals_the_transform_net(slim: Path) -> None:
     arrays, decoder = fast.load_net(slim)
     x = tf.constant(np.stack([frame(36, 52, s) for s in range(2)]).astype(np.float32))
     want = tf.round(fast_net.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
-    got = fast_net.network(arrays, decoder)(x).numpy()
-    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    for lite in (False, True):
+        got = fast_net.network(arrays, decoder, lite=lite)(x).numpy()
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
 def test_xnnpack_matches_the_graph_at_any_size_and_batch(slim: Path) -> None:

@@ -1,8 +1,9 @@
 """The fast engine's transform net in TensorFlow: `transform`, the reference (also trained by
 `vpipe train-style` and tiled by `fast_tiles`), and `network`, the same maths rearranged for inference.
 
-- The 9x9 convs at the ends (3 -> 32 and 32 -> 3 channels) starve a GEMM of channels. On the
-  space-to-depth grid they become small-kernel convs with r*r times the channels, then depth-to-space.
+- The 9x9 convs at the ends (3 -> 32 and 32 -> 3 channels) starve a GEMM of channels. For TF's kernels
+  they run on the space-to-depth grid (small-kernel convs with r*r times the channels, then
+  depth-to-space); for XNNPACK the last one runs as 3x3 parts summed with shifts (`convs` says which).
 - The decoder's 2x upsampling (transposed conv, or nearest resize + conv) becomes one stride-1 conv on
   the low-resolution input with 4x the output channels, then depth-to-space (sub-pixel form): no
   scattered writes and no 4x larger intermediate.
@@ -147,21 +148,48 @@ def _up_conv(kernel: np.ndarray, decoder: str, dtype: tf.DType) -> Conv:
     return lambda x: tf.nn.depth_to_space(tf.nn.conv2d(_padded(x, lo, hi), k, 1, "VALID"), 2)
 
 
-# Space-to-depth block for the first and last conv when its kernel is at least 7 wide (measured on the
-# Engstrom 9x9 ends at 640x360; small kernels gain nothing).
-FIRST_R, LAST_R = 2, 4
+def _split_conv(kernel: np.ndarray, k: int, dtype: tf.DType) -> Conv:
+    """A stride-1 SAME KxK conv as one kxk conv to g*g times the output channels (g = ceil(K / k)),
+    then the sum of g*g shifted slices: the same multiply-adds as the KxK conv, in a GEMM with more
+    output channels (the last conv has only 3)."""
+    size, _, _, o = kernel.shape
+    g = -(-size // k)
+    padded = np.zeros([g * k, g * k, *kernel.shape[2:]], np.float32)
+    padded[:size, :size] = kernel
+    parts = [(a, b) for a in range(g) for b in range(g)]
+    k2 = tf.constant(np.concatenate([padded[k * a:k * a + k, k * b:k * b + k] for a, b in parts], 3), dtype)
+    lo = size // 2
+    extra = k * (g - 1)  # z is this much larger than the input on each axis
+
+    def conv(x: tf.Tensor) -> tf.Tensor:
+        z = tf.nn.conv2d(_padded(x, lo, g * k - 1 - lo), k2, 1, "VALID")
+        slices = [z[:, k * a:(k * a - extra) or None, k * b:(k * b - extra) or None, n * o:(n + 1) * o]
+                  for n, (a, b) in enumerate(parts)]
+        return sum(slices[1:], slices[0])  # chained ADDs: XNNPACK runs them, not TF Lite's ADD_N
+
+    return conv
 
 
-def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32) -> list[Conv]:
-    """One callable per layer, in network order (the layout of `fast.layers`)."""
+# How the wide-kernel ends run, by backend (measured on the Engstrom 9x9 ends at 640x360, 2 threads):
+# TF's oneDNN convs gain from the space-to-depth grid (first r=2, last r=4); XNNPACK runs the 3 -> 32
+# conv fastest as it is (23 ms; s2d 30) and the 32 -> 3 conv as 3x3 parts (35 ms; s2d 42, plain 72).
+FIRST_R, LAST_R, LITE_SPLIT = 2, 4, 3
+
+
+def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32, lite: bool = False) -> list[Conv]:
+    """One callable per layer, in network order (the layout of `fast.layers`), in the forms that are
+    fastest on TF's own kernels or, with `lite`, on XNNPACK's."""
     n = len(arrays) // 3
     out: list[Conv] = []
     for i in range(n):
         kernel = arrays[3 * i]
+        wide = kernel.shape[0] >= 7
         if i in (n - 3, n - 2):
             out.append(_up_conv(kernel, decoder, dtype))
-        elif i in (0, n - 1) and kernel.shape[0] >= 7:
-            out.append(_s2d_conv(kernel, FIRST_R if i == 0 else LAST_R, dtype))
+        elif i == 0 and wide and not lite:
+            out.append(_s2d_conv(kernel, FIRST_R, dtype))
+        elif i == n - 1 and wide:
+            out.append(_split_conv(kernel, LITE_SPLIT, dtype) if lite else _s2d_conv(kernel, LAST_R, dtype))
         else:
             out.append(_conv(kernel, 2 if i in (1, 2) else 1, dtype))
     return out
@@ -175,9 +203,11 @@ def instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tensor
     return x * gain + (shift - mean * gain)
 
 
-def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32) -> Callable[[tf.Tensor], tf.Tensor]:
-    """(N, H, W, 3) float32 RGB 0..255, H and W multiples of 4 -> (N, H, W, 3) uint8."""
-    layer_convs = convs(arrays, decoder, dtype)
+def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32,
+            lite: bool = False) -> Callable[[tf.Tensor], tf.Tensor]:
+    """(N, H, W, 3) float32 RGB 0..255, H and W multiples of 4 -> (N, H, W, 3) uint8; `lite`: the
+    layer forms for XNNPACK (`convs`)."""
+    layer_convs = convs(arrays, decoder, dtype, lite)
     norms = [(tf.constant(arrays[3 * i + 1]), tf.constant(arrays[3 * i + 2])) for i in range(len(layer_convs))]
     blocks = (len(layer_convs) - 6) // 2
 

@@ -71,7 +71,7 @@ def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
     from pipeline.engines import fast_net
 
     owner = tf.Module()  # the converter wants the object that owns the function (else it logs a warning)
-    owner.net = tf.function(fast_net.network(arrays, decoder))
+    owner.net = tf.function(fast_net.network(arrays, decoder, lite=True))
     concrete = owner.net.get_concrete_function(*fast_net.SIGNATURE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
