@@ -1,6 +1,7 @@
 """`make bench`: the fast engine's network (Engstrom 'wave' weights) on the identical input through vpipe
-(fp32, bf16, auto), plain TF2, onnxruntime and OpenCV DNN, interleaved in one run; its FLOP limit on
-this machine; and vpipe split + stylize + assemble against bare network time plus raw ffmpeg.
+(fp32, bf16, auto), plain TF2, onnxruntime and OpenCV DNN, each in its own process (bench/contender.py),
+interleaved in one run; its FLOP limit on this machine; and vpipe split + stylize + assemble against
+bare network time plus raw ffmpeg.
 
 The machine is shared and noisy: min-of-N and ratios from the same run are what count. Baselines
 whose packages are missing (pip install '.[bench]') are skipped with one line.
@@ -8,7 +9,6 @@ whose packages are missing (pip install '.[bench]') are skipped with one line.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -35,28 +35,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
+import contender  # noqa: E402
 import fast_onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pipeline import video  # noqa: E402
-from pipeline.engines import fast, fast_net  # noqa: E402
+from pipeline.engines import fast, lite  # noqa: E402
 from pipeline.engines import precision as precisions  # noqa: E402
-
-# OpenCV DNN runs in its own process: in one process with TensorFlow its ONNX import crashed here.
-OPENCV_SERVER = """
-import sys, time, numpy as np, cv2
-cv2.setNumThreads(int(sys.argv[3]))
-net = cv2.dnn.readNetFromONNX(sys.argv[1])
-x = np.load(sys.argv[2]).transpose(0, 3, 1, 2).copy()
-for line in sys.stdin:
-    start = time.perf_counter()
-    net.setInput(x)
-    out = net.forward()
-    took = time.perf_counter() - start
-    if line.strip() == "save":
-        np.save(sys.argv[2] + ".out.npy", out[0].transpose(1, 2, 0))
-    print(took, flush=True)
-"""
 
 Net = Callable[[np.ndarray], np.ndarray]
 
@@ -76,55 +61,32 @@ def real_frame(clip: Path, index: int = 30) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def have(module: str) -> bool:
-    if importlib.util.find_spec(module) is None:
-        print(f"  skipped: {module} is not installed (pip install '.[bench]')")
-        return False
-    return True
+class Contender:
+    """One network in its own process (bench/contender.py), driven over stdin/stdout."""
 
+    def __init__(self, name: str, x_path: Path) -> None:
+        self.name = name
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "contender.py"), name, str(WAVE),
+                                         str(x_path), str(THREADS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
 
-def baselines(arrays: list[np.ndarray], x: np.ndarray, work: Path) -> tuple[dict[str, Net], list[subprocess.Popen[str]]]:
-    """onnxruntime (tf2onnx export, and the direct ONNX with InstanceNormalization) and OpenCV DNN."""
-    h, w = x.shape[1:3]
-    nets: dict[str, Net] = {}
-    servers: list[subprocess.Popen[str]] = []
-    direct = work / "direct.onnx"
-    if have("onnx"):
-        direct.write_bytes(fast_onnx.direct_model(arrays, h, w).SerializeToString())
-    if have("onnxruntime") and direct.is_file():
-        import onnxruntime as ort
+    def ready(self) -> str:
+        """"ready", or why it was skipped."""
+        assert self.process.stdout
+        return self.process.stdout.readline().strip() or "skip: the process died while loading"
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
-        if have("tf2onnx"):
-            try:
-                exported = fast_onnx.tf2onnx_model(arrays, "transpose", h, w).SerializeToString()
-                session = ort.InferenceSession(exported, options, providers=["CPUExecutionProvider"])
-                name = session.get_inputs()[0].name
-                nets["onnxruntime (tf2onnx)"] = lambda a, s=session, n=name: s.run(None, {n: a})[0][0]
-            except Exception as exc:  # noqa: BLE001 - report and go on with the direct model
-                print(f"  tf2onnx export failed ({type(exc).__name__}: {exc}); onnxruntime runs the direct ONNX only")
-        session = ort.InferenceSession(direct.read_bytes(), options, providers=["CPUExecutionProvider"])
-        nets["onnxruntime (direct ONNX)"] = lambda a, s=session: np.transpose(
-            s.run(None, {"x": a.transpose(0, 3, 1, 2).copy()})[0][0], (1, 2, 0))
-    if direct.is_file():
-        np.save(work / "x.npy", x)
-        server = subprocess.Popen([sys.executable, "-c", OPENCV_SERVER, str(direct), str(work / "x.npy"), str(THREADS)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        servers.append(server)
+    def run(self, save: Path | None = None) -> float:
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(f"save {save}\n" if save else "run\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name}: its process died")
+        return float(line)
 
-        def opencv(a: np.ndarray, s: subprocess.Popen[str] = server) -> np.ndarray:
-            assert s.stdin and s.stdout
-            s.stdin.write("save\n" if not (work / "x.npy.out.npy").exists() else "run\n")
-            s.stdin.flush()
-            line = s.stdout.readline()
-            if not line:
-                raise RuntimeError("the OpenCV DNN process died")
-            opencv.took = float(line)  # type: ignore[attr-defined]
-            return np.load(work / "x.npy.out.npy")
-
-        nets["OpenCV DNN (direct ONNX)"] = opencv
-    return nets, servers
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 def conv_peak(size: tuple[int, int]) -> dict[str, float]:
@@ -141,11 +103,9 @@ def conv_peak(size: tuple[int, int]) -> dict[str, float]:
     concrete = tf.function(lambda a: tf.nn.conv2d(a, k, 1, "SAME")).get_concrete_function(tf.TensorSpec([1, h, w, 128]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite deprecation notices
-        lite = tf.lite.Interpreter(model_content=tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(),
-                                   num_threads=THREADS)
-    lite.allocate_tensors()
-    lite.set_tensor(lite.get_input_details()[0]["index"], x.numpy())
-    runs["XNNPACK fp32"] = lite.invoke
+        xnnpack = lite.interpreter(tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(), THREADS)
+    xnnpack.set_tensor(xnnpack.get_input_details()[0]["index"], x.numpy())
+    runs["XNNPACK fp32"] = xnnpack.invoke
     best = {name: float("inf") for name in runs}
     for _ in range(REPS + 1):
         for name, run in runs.items():
@@ -161,35 +121,36 @@ def network_bench(label: str, clip: Path, work: Path) -> dict[str, float]:
     x = fast.pad_to_multiple(frame, 4, fast.MARGIN)[0][None].astype(np.float32)
     gflop = fast_onnx.flops(arrays, *x.shape[1:3]) / 1e9
     print(f"\n== {label}: one real frame of {clip.name}, padded to {x.shape[2]}x{x.shape[1]} "
-          f"({gflop:.1f} GFLOP of convs), {THREADS} threads, min of {REPS} interleaved runs")
-    auto, auto_backend = fast.choose("auto", False, precisions.cpu_flags())
-    engines = {"vpipe fp32 (xnnpack)": fast.FastEngine(WAVE, backend="xnnpack", threads=THREADS),
-               "vpipe fp32 (TF graph)": fast.FastEngine(WAVE),
-               "vpipe bf16 (TF graph)": fast.FastEngine(WAVE, precision="bf16")}
-    print(f"  vpipe auto on this CPU = {auto} ({auto_backend})")
-    weights = [tf.constant(v) for v in arrays]
-    plain = tf.function(lambda a: fast_net.transform(a, weights))
-    nets: dict[str, Net] = {name: (lambda a, e=e: np.asarray(e._run(a))[0]) for name, e in engines.items()}
-    nets["plain TF2 fp32 (fast_net.transform)"] = lambda a: plain(a).numpy()[0]
-    extra, servers = baselines(arrays, x, work)
-    nets.update(extra)
+          f"({gflop:.1f} GFLOP of convs), {THREADS} threads, each network in its own process, "
+          f"min of {REPS} interleaved runs")
+    auto = fast.choose("auto", False, precisions.cpu_flags())
+    print(f"  vpipe auto on this CPU = {auto[0]} ({auto[1]})")
+    np.save(work / "x.npy", x)
+    contenders = [Contender(name, work / "x.npy") for name in contender.NAMES]
     try:
-        reference = nets["vpipe fp32 (TF graph)"](x)
-        quality = {name: psnr(reference, net(x)) for name, net in nets.items()}
-        best = {name: float("inf") for name in nets}
+        live = []
+        for c in contenders:
+            state = c.ready()
+            if state == "ready":
+                live.append(c)
+            else:
+                print(f"  {c.name}: {state}")
+        outputs = {}
+        for c in live:
+            c.run(work / f"{len(outputs)}.npy")
+            outputs[c.name] = np.load(work / f"{len(outputs)}.npy")
+        reference = outputs["vpipe fp32 (TF graph)"]
+        best = {c.name: float("inf") for c in live}
         for _ in range(REPS):
-            for name, net in nets.items():
-                start = time.perf_counter()
-                net(x)
-                took = time.perf_counter() - start
-                best[name] = min(best[name], getattr(net, "took", took))
+            for c in live:
+                best[c.name] = min(best[c.name], c.run())
     finally:
-        for server in servers:
-            server.kill()
-    ours = best["vpipe fp32 (xnnpack)"] if auto == "fp32" else best[f"vpipe {auto} (TF graph)"]
-    for name in nets:
-        print(f"  {name:<34} {best[name] * 1e3:8.1f} ms/frame  PSNR vs vpipe fp32 {quality[name]:5.1f} dB  "
-              f"{best[name] / ours:5.2f}x vpipe auto's time")
+        for c in contenders:
+            c.close()
+    ours = best["vpipe auto"]
+    for name, took in best.items():
+        print(f"  {name:<36} {took * 1e3:8.1f} ms/frame  PSNR vs vpipe fp32 {psnr(reference, outputs[name]):5.1f} dB  "
+              f"{took / ours:5.2f}x vpipe auto's time")
     peaks = conv_peak(x.shape[1:3])
     peak = max(v for k, v in peaks.items() if "bf16" not in k)
     print("  single conv peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
