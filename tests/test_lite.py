@@ -82,7 +82,7 @@ def test_a_cpu_worker_with_the_net_cached_never_imports_tensorflow(slim: Path, t
         "import sys, json, numpy as np\n"
         "from pathlib import Path\n"
         "from pipeline.engines import fast\n"
-        "engine = fast.load(Path(sys.argv[1]), {'threads': 1})\n"
+        "engine = fast.load(Path(sys.argv[1]), {'threads': 1, 'max_memory': 2 ** 31})  # as workers get it\n"
         "out = engine.stylize([np.zeros((40, 56, 3), np.uint8)])[0]\n"
         "print(json.dumps({'backend': engine.backend, 'shape': out.shape, 'tf': 'tensorflow' in sys.modules}))\n"
     )

@@ -14,7 +14,8 @@ bench/bench_memory.py). The statistics here are exact, found stage by stage:
 - decoder: tiles over the map; passes for each upsampling layer's statistics, then the last conv's
   output, feather-blended (pipeline.tiles.ramp) over the cores' overlap, normalized and squashed.
 
-About 1.5x the untiled cost; the result equals the untiled one to within one level.
+About 1.5x the untiled cost; the result equals the untiled one to within one level. TensorFlow is
+imported at the first tiled frame: every fast worker asks `core_for`, most never tile.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import tensorflow as tf
 
 from pipeline import resources, tiles
-from pipeline.engines import fast, fast_net
+from pipeline.engines import fast
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 ALIGN = 4  # the net downsamples twice by 2: full-resolution windows start on multiples of 4
 ENCODER_MARGIN = 8  # full-resolution pixels of context around a core (receptive field 7)
@@ -103,12 +107,16 @@ class Net:
         self.kinds += [(decoder, 1, True), (decoder, 1, True), ("", 1, False)]
         self.encoder, self.decoder_layers = [0, 1, 2], [last, last + 1, last + 2]
         self.widths = [int(self.w[3 * k + 1].shape[0]) for k in range(len(self.kinds))]
-        self._compiled: dict[tuple[int, ...], tf.types.experimental.GenericFunction] = {}
+        self._compiled: dict[tuple[int, ...], Any] = {}  # tf.function per chain of layers
 
     def halo(self, layer: int) -> int:
         return int(self.w[3 * layer].shape[0]) // 2
 
-    def _build(self, layers: tuple[int, ...]) -> tf.types.experimental.GenericFunction:
+    def _build(self, layers: tuple[int, ...]) -> Any:
+        import tensorflow as tf
+
+        from pipeline.engines import fast_net
+
         channels = int(self.w[3 * layers[0]].shape[2 if self.kinds[layers[0]][0] != "transpose" else 3])
 
         def run(x: tf.Tensor, fixed: tf.Tensor, box: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -134,14 +142,16 @@ class Net:
         packed = np.zeros((max(1, len(fixed)), 2, max(self.widths)), np.float32)
         for n, (mean, var) in enumerate(fixed):
             packed[n, 0, :len(mean)], packed[n, 1, :len(var)] = mean, var
-        raw, moments = self._compiled[key](tf.constant(x[None], tf.float32), tf.constant(packed), tf.constant(box, tf.int32))
+        raw, moments = self._compiled[key](x[None].astype(np.float32), packed, np.asarray(box, np.int32))
         m = moments.numpy()
         return raw.numpy(), (m[0], m[1])
 
     def normalize(self, x: np.ndarray, layer: int, stats: Moments, rows: int) -> np.ndarray:
         """Instance norm (+ ReLU) of a whole map in place, `rows` at a time (no full-size temporaries)."""
+        from pipeline.engines.fast_net import EPS
+
         _, _, relu = self.kinds[layer]
-        gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + fast_net.EPS)).astype(np.float32)
+        gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + EPS)).astype(np.float32)
         bias = (self.w[3 * layer + 1].numpy() - stats[0] * gain).astype(np.float32)
         for r in range(0, x.shape[0], rows):
             band = x[r:r + rows]
