@@ -141,7 +141,8 @@ def _report(result: stages.RunResult) -> None:
 
 run_options = [
     click.option("--job", help="Job name (default: the only job, else the last one split)."),
-    click.option("--chunk", type=click.IntRange(min=1), help="Frames per chunk (default 50)."),
+    click.option("--chunk", type=click.IntRange(min=1),
+                 help="Frames per chunk, at most (default 50; evened out so that the workers finish together)."),
     click.option("--workers", type=click.IntRange(min=1),
                  help="Worker processes (default: 1 per GPU, else 1 per core up to 4, see README \"Speed\")."),
     click.option("--max-attempts", type=click.IntRange(min=1), help="Tries per frame in this run (default 2)."),

@@ -216,7 +216,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     limits = Limits(max_attempts=options.max_attempts, frame_timeout=options.frame_timeout)
     coordinator = Coordinator(manifest, executor, run_id, limits, log, file_ok)
     try:
-        outcome = coordinator.run(plan_chunks(todo, options.chunk))
+        outcome = coordinator.run(plan_chunks(todo, options.chunk, workers))
         log.event("run_finished", run=run_id, done=outcome.done, failed=outcome.failed,
                   attempts_failed=outcome.attempts_failed)
         return outcome

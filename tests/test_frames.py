@@ -103,6 +103,22 @@ def test_plan_chunks_sizes() -> None:
     assert plan_chunks(range(1, 4), 100) == [[1, 2, 3]]
 
 
+def test_plan_chunks_even_out_so_workers_finish_together() -> None:
+    assert [len(c) for c in plan_chunks(range(1, 121), 50, workers=2)] == [30, 30, 30, 30]
+    assert plan_chunks(range(1, 11), 4, workers=1) == plan_chunks(range(1, 11), 4)
+    rng = random.Random(3)
+    for _ in range(300):
+        n, workers, size = rng.randint(1, 400), rng.randint(1, 6), rng.randint(1, 60)
+        chunks = plan_chunks(range(1, n + 1), size, workers)
+        assert [f for c in chunks for f in c] == list(range(1, n + 1))
+        assert max(len(c) for c in chunks) <= size
+        free = [0] * workers  # each worker takes the next chunk when it is free; one time unit per frame
+        for c in chunks:
+            free[free.index(min(free))] += len(c)
+        rounds = -(-n // (workers * size))
+        assert max(free) <= n / workers + rounds, (n, workers, size, free)
+
+
 def test_plan_chunks_empty() -> None:
     assert plan_chunks([], 5) == []
 
