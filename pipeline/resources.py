@@ -34,12 +34,15 @@ DEFAULT_FLOOR = 1 * GiB
 # Resident memory per frame pixel above a loaded worker, measured by bench/bench_memory.py
 # (fp32, 2 threads, peak RSS minus RSS after loading, 360p..1080p, fitted per pixel).
 BYTES_PER_PIXEL = {
-    "fast": 600,  # the Johnson net, untiled (32-channel full-resolution activations, TF's scratch)
+    "fast": 600,  # the Johnson net, untiled, TF graph (32-channel full-resolution activations, TF's scratch)
+    "fast_xnnpack": 1130,  # the same through TF Lite/XNNPACK (its arena keeps more full-resolution tensors)
     "fast_tiled": 90,  # the same in tiles: three whole-frame quarter-resolution maps, the output sums
     "gatys": 1800,  # SqueezeNet forward + backward, L-BFGS history (10 pairs of float64 images): 1680 at 720p
 }
 TILED_OVERHEAD = 48 << 20  # fast in tiles: compiled chains, per-tile copies
-WORKER_BASE = 620 << 20  # a loaded worker's resident memory: fast 608 MiB, gatys 572 MiB (arbitrary 791 MiB)
+WORKER_BASE = 620 << 20  # a loaded worker with TensorFlow: fast (TF graph or tiled) 608 MiB, gatys 572 MiB
+TF_RESIDENT = 520 << 20  # what importing TensorFlow adds (505 MiB measured): a fast XNNPACK worker (77 MiB
+# loaded, no TensorFlow) pays it at its first frame in tiles
 
 
 def parse_size(text: str, what: str = MEMORY_ENV) -> int:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import storage, tiles
+from pipeline import resources, storage, tiles
 from pipeline.engines import fast, fast_tiles
 from tests.conftest import assets_or_skip
 
@@ -117,13 +117,18 @@ def test_combine_gives_whole_map_moments() -> None:
 
 
 def test_core_for_tiles_only_what_does_not_fit() -> None:
-    gib = 1 << 30
-    assert fast_tiles.core_for(360, 640, 2 * gib) is None
-    big = fast_tiles.core_for(2160, 3840, 2 * gib)
-    small = fast_tiles.core_for(2160, 3840, gib)
+    gib, tf_rate, lite_rate = 1 << 30, resources.BYTES_PER_PIXEL["fast"], resources.BYTES_PER_PIXEL["fast_xnnpack"]
+    assert fast_tiles.core_for(360, 640, 2 * gib, tf_rate) is None
+    big = fast_tiles.core_for(2160, 3840, 2 * gib, tf_rate)
+    small = fast_tiles.core_for(2160, 3840, gib, tf_rate)
     assert big is not None and small is not None and big > small >= fast_tiles.MIN_CORE
     assert big % fast_tiles.ALIGN == 0
-    assert fast_tiles.core_for(2160, 3840, 0) == fast_tiles.MIN_CORE  # best effort, never refused here
+    assert fast_tiles.core_for(2160, 3840, 0, tf_rate) == fast_tiles.MIN_CORE  # best effort, never refused here
+    # XNNPACK's arena takes more per pixel: 1080p fits 1.5 GiB on the TF graph, not on XNNPACK
+    assert fast_tiles.core_for(1080, 1920, 3 * gib // 2, tf_rate) is None
+    lite = fast_tiles.core_for(1080, 1920, 3 * gib // 2, lite_rate)
+    loading = fast_tiles.core_for(1080, 1920, 3 * gib // 2, lite_rate, setup=resources.TF_RESIDENT)
+    assert lite is not None and loading is not None and lite > loading  # loading TensorFlow leaves less
 
 
 def test_engine_tiles_a_frame_over_its_budget(tmp_path: Path, real_frame: np.ndarray) -> None:

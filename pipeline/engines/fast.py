@@ -208,7 +208,9 @@ class FastEngine:
         from pipeline import resources
         from pipeline.engines import fast_tiles
 
-        core = fast_tiles.core_for(frame.shape[0], frame.shape[1], resources.headroom(self.max_memory))
+        rate = resources.BYTES_PER_PIXEL["fast_xnnpack" if self.backend == "xnnpack" else "fast"]
+        setup = 0 if "tensorflow" in sys.modules else resources.TF_RESIDENT
+        core = fast_tiles.core_for(frame.shape[0], frame.shape[1], resources.headroom(self.max_memory), rate, setup)
         if core is None:
             return None
         print(f"frame {frame.shape[1]}x{frame.shape[0]}: in tiles of {core} px (memory budget "

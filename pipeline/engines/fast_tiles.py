@@ -234,15 +234,15 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     return np.clip(np.round(np.tanh(crop) * 150.0 + 127.5), 0, 255).astype(np.uint8)
 
 
-def core_for(height: int, width: int, headroom: int) -> int | None:
+def core_for(height: int, width: int, headroom: int, rate: int, setup: int = 0) -> int | None:
     """The tile core (full-resolution pixels) for a height x width frame with `headroom` bytes to
-    spare, or None when the untiled net fits. Measured (bench/bench_memory.py): the untiled net takes
-    BYTES_PER_PIXEL["fast"] per padded pixel; tiled, the whole-frame maps take ["fast_tiled"] per
-    pixel plus the untiled rate over one window (core + 2 x ENCODER_MARGIN on a side)."""
-    rate = resources.BYTES_PER_PIXEL["fast"]
+    spare, or None when the untiled net fits: it takes `rate` bytes per padded pixel on the engine's
+    backend (resources.BYTES_PER_PIXEL, measured by bench/bench_memory.py). Tiled, the whole-frame maps
+    take ["fast_tiled"] per pixel plus the TF graph's rate over one window (core + 2 x ENCODER_MARGIN
+    on a side), after `setup` bytes for loading TensorFlow where it is not loaded yet."""
     padded = (height + 2 * fast.MARGIN + 3) * (width + 2 * fast.MARGIN + 3)
     if padded * rate <= headroom:
         return None
-    spare = headroom - resources.TILED_OVERHEAD - resources.BYTES_PER_PIXEL["fast_tiled"] * padded
-    side = int(math.sqrt(max(0, spare) / rate)) - 2 * ENCODER_MARGIN
+    spare = headroom - setup - resources.TILED_OVERHEAD - resources.BYTES_PER_PIXEL["fast_tiled"] * padded
+    side = int(math.sqrt(max(0, spare) / resources.BYTES_PER_PIXEL["fast"])) - 2 * ENCODER_MARGIN
     return max(MIN_CORE, side // ALIGN * ALIGN)
