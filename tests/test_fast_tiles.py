@@ -116,27 +116,30 @@ def test_combine_gives_whole_map_moments() -> None:
     np.testing.assert_allclose(var, data.var(0))
 
 
-def test_core_for_tiles_only_what_does_not_fit() -> None:
-    gib, tf_rate, lite_rate = 1 << 30, resources.BYTES_PER_PIXEL["fast"], resources.BYTES_PER_PIXEL["fast_xnnpack"]
-    assert fast_tiles.core_for(360, 640, 2 * gib, tf_rate) is None
-    big = fast_tiles.core_for(2160, 3840, 2 * gib, tf_rate)
-    small = fast_tiles.core_for(2160, 3840, gib, tf_rate)
-    assert big is not None and small is not None and big > small >= fast_tiles.MIN_CORE
-    assert big % fast_tiles.ALIGN == 0
-    assert fast_tiles.core_for(2160, 3840, 0, tf_rate) == fast_tiles.MIN_CORE  # best effort, never refused here
-    # XNNPACK's arena takes more per pixel: 1080p fits 1.5 GiB on the TF graph, not on XNNPACK
-    assert fast_tiles.core_for(1080, 1920, 3 * gib // 2, tf_rate) is None
-    lite = fast_tiles.core_for(1080, 1920, 3 * gib // 2, lite_rate)
-    loading = fast_tiles.core_for(1080, 1920, 3 * gib // 2, lite_rate, setup=resources.TF_RESIDENT)
-    assert lite is not None and loading is not None and lite > loading  # loading TensorFlow leaves less
+def test_core_for_shrinks_with_the_headroom() -> None:
+    gib = 1 << 30
+    big, small = fast_tiles.core_for(2160, 3840, 2 * gib), fast_tiles.core_for(2160, 3840, gib)
+    assert big > small >= fast_tiles.MIN_CORE and big % fast_tiles.ALIGN == 0
+    assert fast_tiles.core_for(2160, 3840, 0) == fast_tiles.MIN_CORE  # best effort, never refused here
+    assert fast_tiles.padded_pixels(360, 640) == 376 * 656
 
 
 def test_engine_tiles_a_frame_over_its_budget(tmp_path: Path, real_frame: np.ndarray) -> None:
     weights = assets_or_skip("models/lengstrom_fst/wave")
-    from pipeline import resources
-
     engine = fast.FastEngine(weights, max_memory=resources.resident() + (40 << 20))
     out = engine.stylize([real_frame])[0]
     assert engine.tiled_frames == 1 and out.shape == real_frame.shape
     roomy = fast.FastEngine(weights, max_memory=resources.resident() + (2 << 30))
     assert psnr(roomy.stylize([real_frame])[0], out) > 50 and roomy.tiled_frames == 0
+
+
+def test_xnnpack_frames_over_the_budget_run_untiled_on_the_graph_where_that_fits(real_frame: np.ndarray) -> None:
+    weights = assets_or_skip("models/lengstrom_fst/wave")
+    pixels = fast_tiles.padded_pixels(*real_frame.shape[:2])
+    between = (resources.BYTES_PER_PIXEL["fast"] + resources.BYTES_PER_PIXEL["fast_xnnpack"]) // 2
+    engine = fast.FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + pixels * between)
+    out = engine.stylize([real_frame])[0]
+    assert (engine.graph_frames, engine.tiled_frames) == (1, 0)
+    roomy = fast.FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + (2 << 30))
+    assert np.abs(roomy.stylize([real_frame])[0].astype(int) - out).max() <= 1
+    assert (roomy.graph_frames, roomy.tiled_frames) == (0, 0)

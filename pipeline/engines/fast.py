@@ -159,8 +159,8 @@ class FastEngine:
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.precision, self.backend = precision, backend
-        self.max_memory = max_memory  # the worker's budget: frames that need more go through fast_tiles
-        self.tiled_frames = 0
+        self.max_memory = max_memory  # the worker's budget: frames that need more take a leaner path
+        self.tiled_frames = self.graph_frames = 0
         self._tiles_net: Any = None  # fast_tiles.Net, built at the first frame over the budget
         arrays, self.decoder = load_net(self.model_dir)
         self._arrays = arrays
@@ -179,6 +179,13 @@ class FastEngine:
 
         return [tf.constant(a) for a in self._arrays]
 
+    @functools.cached_property
+    def _graph(self) -> Any:
+        """The fp32 TF graph, for frames whose XNNPACK buffers would not fit the budget."""
+        from pipeline.engines import fast_net
+
+        return fast_net.graph(self._arrays, self.decoder)
+
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
         for i, f in enumerate(frames):
@@ -186,39 +193,52 @@ class FastEngine:
         out: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):
-            tiled = self._tiled(f)
-            if tiled is not None:
-                out[i] = tiled
-                continue
-            groups.setdefault(f.shape, []).append(i)
+            lean = self._over_budget(f)
+            if lean is not None:
+                out[i] = lean
+            else:
+                groups.setdefault(f.shape, []).append(i)
         for idx in groups.values():
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                padded = [pad_to_multiple(frames[i], 4, MARGIN)[0] for i in chunk]
-                result = np.asarray(self._run(np.stack(padded).astype(np.float32)))
-                h, w = frames[chunk[0]].shape[:2]
-                for i, r in zip(chunk, result, strict=False):
-                    out[i] = np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w])
+                for i, styled in zip(chunk, _whole(self._run, [frames[i] for i in chunk]), strict=True):
+                    out[i] = styled
         return out  # type: ignore[return-value]
 
-    def _tiled(self, frame: np.ndarray) -> np.ndarray | None:
-        """The frame through fast_tiles when it would not fit the memory budget whole, else None."""
+    def _over_budget(self, frame: np.ndarray) -> np.ndarray | None:
+        """A frame whose buffers on this engine's path would not fit the memory budget, through a leaner
+        path: untiled on the TF graph where only XNNPACK's arena is too large (600 against 1130 bytes
+        per pixel), else in tiles (fast_tiles). None when the frame fits as it is."""
         if self.max_memory is None:
             return None
         from pipeline import resources
         from pipeline.engines import fast_tiles
 
-        rate = resources.BYTES_PER_PIXEL["fast_xnnpack" if self.backend == "xnnpack" else "fast"]
-        setup = 0 if "tensorflow" in sys.modules else resources.TF_RESIDENT
-        core = fast_tiles.core_for(frame.shape[0], frame.shape[1], resources.headroom(self.max_memory), rate, setup)
-        if core is None:
+        (h, w), rates = frame.shape[:2], resources.BYTES_PER_PIXEL
+        pixels, room = fast_tiles.padded_pixels(h, w), resources.headroom(self.max_memory)
+        if pixels * rates["fast_xnnpack" if self.backend == "xnnpack" else "fast"] <= room:
             return None
-        print(f"frame {frame.shape[1]}x{frame.shape[0]}: in tiles of {core} px (memory budget "
-              f"{resources.human(self.max_memory)})", file=sys.stderr, flush=True)
+        room -= 0 if "tensorflow" in sys.modules else resources.TF_RESIDENT  # both leaner paths need it
+        budget = resources.human(self.max_memory)
+        if self.backend == "xnnpack" and pixels * rates["fast"] <= room:
+            print(f"frame {w}x{h}: on the TF graph, untiled (XNNPACK's buffers would not fit the memory "
+                  f"budget {budget})", file=sys.stderr, flush=True)
+            self.graph_frames += 1
+            return _whole(self._graph, [frame])[0]
+        core = fast_tiles.core_for(h, w, room)
+        print(f"frame {w}x{h}: in tiles of {core} px (memory budget {budget})", file=sys.stderr, flush=True)
         if self._tiles_net is None:
             self._tiles_net = fast_tiles.Net(self.weights, self.decoder)
         self.tiled_frames += 1
         return fast_tiles.stylize(frame, self._tiles_net, core)
+
+
+def _whole(run: Any, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Equal-size frames through a net in one batch: reflect-padded by MARGIN, cropped back."""
+    padded = [pad_to_multiple(f, 4, MARGIN)[0] for f in frames]
+    result = np.asarray(run(np.stack(padded).astype(np.float32)))
+    h, w = frames[0].shape[:2]
+    return [np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w]) for r in result]
 
 
 BACKENDS = ("tf", "xnnpack")

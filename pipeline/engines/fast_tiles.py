@@ -234,15 +234,16 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     return np.clip(np.round(np.tanh(crop) * 150.0 + 127.5), 0, 255).astype(np.uint8)
 
 
-def core_for(height: int, width: int, headroom: int, rate: int, setup: int = 0) -> int | None:
-    """The tile core (full-resolution pixels) for a height x width frame with `headroom` bytes to
-    spare, or None when the untiled net fits: it takes `rate` bytes per padded pixel on the engine's
-    backend (resources.BYTES_PER_PIXEL, measured by bench/bench_memory.py). Tiled, the whole-frame maps
-    take ["fast_tiled"] per pixel plus the TF graph's rate over one window (core + 2 x ENCODER_MARGIN
-    on a side), after `setup` bytes for loading TensorFlow where it is not loaded yet."""
-    padded = (height + 2 * fast.MARGIN + 3) * (width + 2 * fast.MARGIN + 3)
-    if padded * rate <= headroom:
-        return None
-    spare = headroom - setup - resources.TILED_OVERHEAD - resources.BYTES_PER_PIXEL["fast_tiled"] * padded
+def padded_pixels(height: int, width: int) -> int:
+    """Pixels the untiled net runs on: the frame with its reflect margin, rounded up to a multiple of 4."""
+    return math.prod(-(-(side + 2 * fast.MARGIN) // ALIGN) * ALIGN for side in (height, width))
+
+
+def core_for(height: int, width: int, headroom: int) -> int:
+    """The tile core (full-resolution pixels) for a height x width frame with `headroom` bytes to spare
+    (TensorFlow loaded). Measured (bench/bench_memory.py): the whole-frame maps take
+    BYTES_PER_PIXEL["fast_tiled"] per pixel, one window (core + 2 x ENCODER_MARGIN on a side) the TF
+    graph's ["fast"]; never below MIN_CORE (best effort, not refused here)."""
+    spare = headroom - resources.TILED_OVERHEAD - resources.BYTES_PER_PIXEL["fast_tiled"] * padded_pixels(height, width)
     side = int(math.sqrt(max(0, spare) / resources.BYTES_PER_PIXEL["fast"])) - 2 * ENCODER_MARGIN
     return max(MIN_CORE, side // ALIGN * ALIGN)
