@@ -71,7 +71,7 @@ def whole_frame(x: np.ndarray, w: list, decoder: str, fixed: list | None) -> tup
     """The net on a whole padded frame, normalized by `fixed` statistics (or its own); its moments."""
     import tensorflow as tf
 
-    from pipeline.engines import fast, fast_tiles
+    from pipeline.engines import fast_net, fast_tiles
 
     net = fast_tiles.Net(w, decoder)
     measured: list = []
@@ -80,11 +80,11 @@ def whole_frame(x: np.ndarray, w: list, decoder: str, fixed: list | None) -> tup
     for i, (up, stride, relu) in enumerate(net.kinds):
         if 3 <= i < 3 + 2 * net.blocks and (i - 3) % 2 == 0:
             skip = y
-        y = fast_tiles._conv(y, w[3 * i], up, stride)
+        y = fast_net.conv(y, w[3 * i], up, stride)
         mean, var = tf.nn.moments(y, axes=[0, 1, 2])
         measured.append((mean.numpy().astype(np.float64), var.numpy().astype(np.float64)))
         mean, var = (mean, var) if fixed is None else (tf.constant(fixed[i][0], tf.float32), tf.constant(fixed[i][1], tf.float32))
-        y = (y - mean) / tf.sqrt(var + fast.EPS) * w[3 * i + 2] + w[3 * i + 1]
+        y = (y - mean) / tf.sqrt(var + fast_net.EPS) * w[3 * i + 2] + w[3 * i + 1]
         y = tf.nn.relu(y) if relu else y
         if 3 <= i < 3 + 2 * net.blocks and (i - 3) % 2 == 1:
             y = y + skip
@@ -228,7 +228,9 @@ def peaks(work: Path, out_dir: Path, quick: bool) -> None:
         r = worker_peak(engine, model, {**options, **threads, "max_memory": budget}, photo(h, w), work)
         extra = (r["peak"] - r["loaded"]) / (h * w)
         note = r.get("message", "") if r.get("event") != "done" else ""
-        tiled = [line for line in (work / "worker.log").read_text(errors="replace").splitlines() if "in tiles" in line]
+        log = (work / "worker.log").read_text(errors="replace").splitlines()
+        tiled = [line for line in log if "in tiles" in line]
+        note = next((line.strip() for line in log if "on the TF graph" in line), note)
         if tiled:
             note = tiled[-1].strip()
             save_border(storage.read_rgb(work / "styled" / frame_name(1, 6, "png")), int(note.split("tiles of ")[1].split()[0]),

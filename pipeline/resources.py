@@ -42,7 +42,7 @@ BYTES_PER_PIXEL = {
 TILED_OVERHEAD = 48 << 20  # fast in tiles: compiled chains, per-tile copies
 WORKER_BASE = 620 << 20  # a loaded worker with TensorFlow: fast (TF graph or tiled) 608 MiB, gatys 572 MiB
 TF_RESIDENT = 520 << 20  # what importing TensorFlow adds (505 MiB measured): a fast XNNPACK worker (77 MiB
-# loaded, no TensorFlow) pays it at its first frame in tiles
+# loaded, no TensorFlow) pays it at its first frame on a leaner path (TF graph or tiles)
 
 
 def parse_size(text: str, what: str = MEMORY_ENV) -> int:

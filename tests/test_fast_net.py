@@ -15,25 +15,16 @@ from tests.test_engine_fast import frame, write_model
 
 
 @pytest.mark.parametrize("k", [3, 5, 9])
-@pytest.mark.parametrize("r", [2, 4])
-def test_space_to_depth_conv_equals_the_plain_conv(k: int, r: int) -> None:
-    rng = np.random.default_rng(k * r)
+@pytest.mark.parametrize("form", ["s2d 2", "s2d 4", "split 2", "split 3"])
+def test_rearranged_convs_equal_the_plain_conv(k: int, form: str) -> None:
+    kind, r = form.split()
+    rng = np.random.default_rng(k * int(r))
     kernel = rng.normal(0, 0.1, (k, k, 5, 3)).astype(np.float32)
-    x = tf.constant(rng.normal(0, 1, (2, 24, 32, 5)).astype(np.float32))
+    size = (24, 32) if kind == "s2d" else (13, 18)  # space-to-depth needs sides that divide by r
+    x = tf.constant(rng.normal(0, 1, (2, *size, 5)).astype(np.float32))
     want = tf.nn.conv2d(x, kernel, 1, "SAME")
-    got = fast_net._s2d_conv(kernel, r, tf.float32)(x)
-    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
-
-
-@pytest.mark.parametrize("size", [3, 5, 9])
-@pytest.mark.parametrize("k", [2, 3])
-def test_split_conv_equals_the_plain_conv(size: int, k: int) -> None:
-    rng = np.random.default_rng(size * k)
-    kernel = rng.normal(0, 0.1, (size, size, 5, 3)).astype(np.float32)
-    x = tf.constant(rng.normal(0, 1, (2, 13, 18, 5)).astype(np.float32))
-    want = tf.nn.conv2d(x, kernel, 1, "SAME")
-    got = fast_net._split_conv(kernel, k, tf.float32)(x)
-    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+    build = fast_net._s2d_conv if kind == "s2d" else fast_net._split_conv
+    np.testing.assert_allclose(build(kernel, int(r), tf.float32)(x).numpy(), want.numpy(), atol=1e-4)
 
 
 @pytest.mark.parametrize("k", [3, 5])

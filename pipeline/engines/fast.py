@@ -1,8 +1,9 @@
-"""Johnson/Engstrom feed-forward style transfer (lengstrom/fast-style-transfer) in TensorFlow 2.
+"""Johnson/Engstrom feed-forward style transfer (lengstrom/fast-style-transfer): the engine.
 
-The weights come as raw float32 dumps (no TF checkpoint exists for these machines), so the
-network is rebuilt here from plain tf.nn ops and the arrays are checked against it up front:
-a bad download should fail at load time with one readable line, not deep inside a conv.
+The weights come as raw float32 dumps (no TF checkpoint exists for these machines), so they are
+checked here against the network's layout up front: a bad download fails at load time with one
+readable line, not deep inside a conv. The network itself is in `fast_net` (TensorFlow); on a CPU it
+runs converted, through `lite` (XNNPACK), and this module imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def _check_frame(i: int, frame: np.ndarray) -> None:
 class FastEngine:
     """One style's transform net; weights are loaded once, then every frame size shares one network.
 
-    backend "tf": one TF graph (any precision, CPU or GPU); "xnnpack": TF Lite's XNNPACK kernels (fp32,
-    CPU; the fastest CPU path measured here, see README "Speed").
+    backend "tf": one TF graph (any precision, CPU or GPU); "xnnpack": the net converted once and cached,
+    on LiteRT's XNNPACK kernels (fp32, CPU; the fastest CPU path measured here, see README "Speed").
     """
 
     name = "fast"

@@ -15,7 +15,7 @@ bench/bench_memory.py). The statistics here are exact, found stage by stage:
   output, feather-blended (pipeline.tiles.ramp) over the cores' overlap, normalized and squashed.
 
 About 1.5x the untiled cost; the result equals the untiled one to within one level. TensorFlow is
-imported at the first tiled frame: every fast worker asks `core_for`, most never tile.
+imported at the first tiled frame: a fast worker on XNNPACK otherwise never loads it.
 """
 
 from __future__ import annotations
