@@ -43,13 +43,9 @@ import tensorflow as tf  # noqa: E402
 from pipeline import video  # noqa: E402
 from pipeline.engines import fast, lite  # noqa: E402
 from pipeline.engines import precision as precisions  # noqa: E402
+from pipeline.metrics import psnr  # noqa: E402
 
 Net = Callable[[np.ndarray], np.ndarray]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.round(np.asarray(b, np.float64))) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def real_frame(clip: Path, index: int = 30) -> np.ndarray:

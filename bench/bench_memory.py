@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from pipeline import resources, storage, tiles  # noqa: E402
 from pipeline.frames import frame_name  # noqa: E402
+from pipeline.metrics import psnr  # noqa: E402
 
 WAVE = ASSETS / "models" / "lengstrom_fst" / "wave"
 MAGENTA = ASSETS / "models" / "magenta_tflite"
@@ -49,11 +50,6 @@ def photo(height: int, width: int) -> np.ndarray:
     crop = min(h, round(w * height / width))
     image = image[(h - crop) // 2:(h - crop) // 2 + crop]
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_CUBIC)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 def seam_ratio(image: np.ndarray, lines: list[int]) -> float:

@@ -16,14 +16,10 @@ import pytest
 
 from pipeline import resources, storage, tiles
 from pipeline.engines import fast, fast_tiles
+from pipeline.metrics import psnr
 from tests.conftest import assets_or_skip
 
 CORE = 128
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * float(np.log10(255.0 ** 2 / mse))
 
 
 def steps(image: np.ndarray, lines: list[int]) -> np.ndarray:

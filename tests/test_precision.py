@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 
 from pipeline.engines.fast import FastEngine
+from pipeline.metrics import psnr
 from tests.conftest import assets_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_DB = 45.0
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 @pytest.fixture(scope="module")
