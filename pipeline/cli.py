@@ -158,8 +158,8 @@ run_options = [
     click.option("--threads", type=click.IntRange(min=1),
                  help="Compute threads per worker (default: chosen from the machine, see README \"Speed\")."),
     click.option("--max-memory", type=SizeType(),
-                 help="Memory budget per worker, e.g. 4G: larger frames are stylized in tiles "
-                      "(default: half the available RAM over the workers, at most 8G)."),
+                 help="Memory budget per worker, e.g. 4G: larger frames take a leaner path (tiles, or the fast "
+                      "engine's TF graph) (default: half the available RAM over the workers, at most 8G)."),
 ]
 
 

@@ -159,33 +159,54 @@ class FastEngine:
             raise UsageError(f"fast engine: backend {backend!r} with {precision} (backends: tf, or xnnpack for fp32)")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
-        self.precision, self.backend = precision, backend
+        self.precision, self.backend, self.threads = precision, backend, threads
         self.max_memory = max_memory  # the worker's budget: frames that need more take a leaner path
         self.tiled_frames = self.graph_frames = 0
-        self._tiles_net: Any = None  # fast_tiles.Net, built at the first frame over the budget
         arrays, self.decoder = load_net(self.model_dir)
         self._arrays = arrays
         self.blocks = (len(arrays) // 3 - 6) // 2
         if backend == "xnnpack":
             self._run: Any = lite.fast_runner(arrays, self.decoder, threads)
         else:
-            from pipeline.engines import fast_net  # TensorFlow
+            self._run = self._graph_in(precision)
 
-            self._run = fast_net.graph(arrays, self.decoder, precision)
+    @functools.cached_property
+    def _tf(self) -> Any:
+        """TensorFlow, imported at its first need (the TF backend, or a frame over the budget on XNNPACK),
+        with this worker's thread count where this is what starts TensorFlow's runtime."""
+        import tensorflow as tf
+
+        if self.threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # the runtime already runs in this process: it keeps its settings
+                pass
+        return tf
 
     @functools.cached_property
     def weights(self) -> list[Any]:
         """The arrays as TF constants, for the tiled path (fast_tiles); made only when a frame needs it."""
-        import tensorflow as tf
+        return [self._tf.constant(a) for a in self._arrays]
 
-        return [tf.constant(a) for a in self._arrays]
+    @functools.cached_property
+    def _tiles(self) -> Any:
+        """fast_tiles.Net, built at the first frame that needs tiles."""
+        from pipeline.engines import fast_tiles
+
+        return fast_tiles.Net(self.weights, self.decoder)
 
     @functools.cached_property
     def _graph(self) -> Any:
-        """The fp32 TF graph, for frames whose XNNPACK buffers would not fit the budget."""
+        """The fp32 TF graph for XNNPACK frames whose buffers would not fit the budget."""
+        return self._graph_in("fp32")
+
+    def _graph_in(self, precision: str) -> Any:
+        """The net as one TF graph in this number format (fast_net.graph)."""
+        self._tf  # noqa: B018 - imported here, so the threads are set before TensorFlow's first op
         from pipeline.engines import fast_net
 
-        return fast_net.graph(self._arrays, self.decoder)
+        return fast_net.graph(self._arrays, self.decoder, precision)
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
@@ -228,10 +249,8 @@ class FastEngine:
             return _whole(self._graph, [frame])[0]
         core = fast_tiles.core_for(h, w, room)
         print(f"frame {w}x{h}: in tiles of {core} px (memory budget {budget})", file=sys.stderr, flush=True)
-        if self._tiles_net is None:
-            self._tiles_net = fast_tiles.Net(self.weights, self.decoder)
         self.tiled_frames += 1
-        return fast_tiles.stylize(frame, self._tiles_net, core)
+        return fast_tiles.stylize(frame, self._tiles, core)
 
 
 def _whole(run: Any, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -269,11 +288,6 @@ def load(model: Path, options: dict[str, Any]) -> FastEngine:
     """Registry entry point: the worker calls this once per process."""
     threads = int(options.get("threads") or 0)
     chosen, backend = choose(str(options.get("precision") or "auto"), _gpu(), precisions.cpu_flags())
-    if threads and backend == "tf":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
     budget = options.get("max_memory")
     return FastEngine(model, batch_size=int(options.get("batch") or 1), precision=chosen, backend=backend,
                       threads=threads, max_memory=int(budget) if budget else None)
