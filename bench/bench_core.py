@@ -24,7 +24,7 @@ BARE_LOOP = """
 import sys, time
 from pathlib import Path
 import cv2
-from pipeline.engines.fast import FastEngine
+from pipeline.engines.fast.engine import FastEngine
 frames, out, model, n = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
 engine = FastEngine(model)
 for i in range(1, n + 1):

@@ -41,8 +41,9 @@ import fast_onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pipeline import video  # noqa: E402
-from pipeline.engines import fast, lite  # noqa: E402
-from pipeline.engines import precision as precisions  # noqa: E402
+from pipeline.engines import litert  # noqa: E402
+from pipeline.engines.fast import engine as fast  # noqa: E402
+from pipeline.engines.fast import padding, precision, weights  # noqa: E402
 from pipeline.metrics import psnr  # noqa: E402
 
 Net = Callable[[np.ndarray], np.ndarray]
@@ -100,7 +101,7 @@ def conv_peak(size: tuple[int, int]) -> dict[str, float]:
     concrete = tf.function(lambda a: tf.nn.conv2d(a, k, 1, "SAME")).get_concrete_function(tf.TensorSpec([1, h, w, 128]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite deprecation notices
-        xnnpack = lite.interpreter(tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(), THREADS)
+        xnnpack = litert.interpreter(tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert(), THREADS)
     xnnpack.set_tensor(xnnpack.get_input_details()[0]["index"], x.numpy())
     runs["XNNPACK fp32"] = xnnpack.invoke
     best = {name: float("inf") for name in runs}
@@ -113,14 +114,14 @@ def conv_peak(size: tuple[int, int]) -> dict[str, float]:
 
 
 def network_bench(label: str, clip: Path, work: Path) -> dict[str, float]:
-    arrays = fast.load_weights(WAVE)
+    arrays = weights.load_weights(WAVE)
     frame = real_frame(clip)
-    x = fast.pad_to_multiple(frame, 4, fast.MARGIN)[0][None].astype(np.float32)
+    x = padding.pad_to_multiple(frame, 4, padding.MARGIN)[0][None].astype(np.float32)
     gflop = fast_onnx.flops(arrays, *x.shape[1:3]) / 1e9
     print(f"\n== {label}: one real frame of {clip.name}, padded to {x.shape[2]}x{x.shape[1]} "
           f"({gflop:.1f} GFLOP of convs), {THREADS} threads, each network in its own process, "
           f"min of {REPS} interleaved runs")
-    auto = fast.choose("auto", False, precisions.cpu_flags())
+    auto = fast.choose("auto", False, precision.cpu_flags())
     print(f"  vpipe auto on this CPU = {auto[0]} ({auto[1]})")
     np.save(work / "x.npy", x)
     contenders = [Contender(name, work / "x.npy") for name in contender.NAMES]
@@ -179,7 +180,7 @@ def end_to_end(work: Path) -> None:
     env = {**os.environ, "VPIPE_JOBS_DIR": str(work / "jobs"), "VPIPE_MODELS_DIR": str(ASSETS / "models"),
            "PYTHONPATH": str(ROOT)}
     vpipe = [sys.executable, "-m", "pipeline.cli"]
-    chosen, backend = fast.choose("auto", False, precisions.cpu_flags())
+    chosen, backend = fast.choose("auto", False, precision.cpu_flags())
     engine = fast.FastEngine(WAVE, precision=chosen, backend=backend, threads=THREADS)
     print(f"\n== end to end, {n} frames of {CLIPS['640x360'].name} (640x360), fast engine, wave weights, "
           f"{E2E_ROUNDS} alternating rounds")

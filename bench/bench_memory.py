@@ -67,7 +67,8 @@ def whole_frame(x: np.ndarray, w: list, decoder: str, fixed: list | None) -> tup
     """The net on a whole padded frame, normalized by `fixed` statistics (or its own); its moments."""
     import tensorflow as tf
 
-    from pipeline.engines import fast_net, fast_tiles
+    from pipeline.engines.fast import network
+    from pipeline.engines.fast import tiles as fast_tiles
 
     net = fast_tiles.Net(w, decoder)
     measured: list = []
@@ -76,11 +77,11 @@ def whole_frame(x: np.ndarray, w: list, decoder: str, fixed: list | None) -> tup
     for i, (up, stride, relu) in enumerate(net.kinds):
         if 3 <= i < 3 + 2 * net.blocks and (i - 3) % 2 == 0:
             skip = y
-        y = fast_net.conv(y, w[3 * i], up, stride)
+        y = network.conv(y, w[3 * i], up, stride)
         mean, var = tf.nn.moments(y, axes=[0, 1, 2])
         measured.append((mean.numpy().astype(np.float64), var.numpy().astype(np.float64)))
         mean, var = (mean, var) if fixed is None else (tf.constant(fixed[i][0], tf.float32), tf.constant(fixed[i][1], tf.float32))
-        y = (y - mean) / tf.sqrt(var + fast_net.EPS) * w[3 * i + 2] + w[3 * i + 1]
+        y = (y - mean) / tf.sqrt(var + network.EPS) * w[3 * i + 2] + w[3 * i + 1]
         y = tf.nn.relu(y) if relu else y
         if 3 <= i < 3 + 2 * net.blocks and (i - 3) % 2 == 1:
             y = y + skip
@@ -90,7 +91,9 @@ def whole_frame(x: np.ndarray, w: list, decoder: str, fixed: list | None) -> tup
 def statistics(out_dir: Path, core: int = 512) -> None:
     import tensorflow as tf
 
-    from pipeline.engines import fast, fast_tiles
+    from pipeline.engines.fast import engine as fast
+    from pipeline.engines.fast import padding
+    from pipeline.engines.fast import tiles as fast_tiles
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
     frame = photo(1080, 1920)
@@ -98,8 +101,8 @@ def statistics(out_dir: Path, core: int = 512) -> None:
     started = time.monotonic()
     untiled = engine.stylize([frame])[0]
     untiled_s = time.monotonic() - started
-    padded, _ = fast.pad_to_multiple(frame, 4, fast.MARGIN)
-    m = fast.MARGIN
+    padded, _ = padding.pad_to_multiple(frame, 4, padding.MARGIN)
+    m = padding.MARGIN
 
     def crop(out: np.ndarray) -> np.ndarray:
         return out[m:m + 1080, m:m + 1920]
@@ -110,7 +113,7 @@ def statistics(out_dir: Path, core: int = 512) -> None:
     rows.append(("exact, stage by stage (kept)", exact, time.monotonic() - started))
     for factor in (2, 4):
         small = cv2.resize(frame, (1920 // factor, 1080 // factor), interpolation=cv2.INTER_AREA)
-        _, stats = whole_frame(fast.pad_to_multiple(small, 4, m)[0], engine.weights, engine.decoder, None)
+        _, stats = whole_frame(padding.pad_to_multiple(small, 4, m)[0], engine.weights, engine.decoder, None)
         out, measured = whole_frame(padded, engine.weights, engine.decoder, stats)
         rows.append((f"from a 1/{factor} downscaled copy", crop(out), float("nan")))
         if factor == 2:
@@ -189,13 +192,14 @@ def worker_peak(engine: str, model: Path, options: dict, frame: np.ndarray, work
 
 def save_border(styled: np.ndarray, core: int, path: Path) -> None:
     """A 512x512 full-resolution crop of a tiled frame around the first border between output cores."""
-    from pipeline.engines import fast, fast_tiles
+    from pipeline.engines.fast import padding
+    from pipeline.engines.fast import tiles as fast_tiles
 
     h, w = styled.shape[:2]
-    layout = fast_tiles.Layout.plan((h + 2 * fast.MARGIN + 3) // 4, (w + 2 * fast.MARGIN + 3) // 4, core // 4,
+    layout = fast_tiles.Layout.plan((h + 2 * padding.MARGIN + 3) // 4, (w + 2 * padding.MARGIN + 3) // 4, core // 4,
                                     fast_tiles.DECODER_MARGIN, fast_tiles.OVERLAP // 4, 1)
-    middle = 4 * layout.xs[1] - fast.MARGIN + fast_tiles.OVERLAP // 2 if len(layout.xs) > 1 else w // 2
-    top = max(0, 4 * layout.ys[1] - fast.MARGIN - 256) if len(layout.ys) > 1 else 0
+    middle = 4 * layout.xs[1] - padding.MARGIN + fast_tiles.OVERLAP // 2 if len(layout.xs) > 1 else w // 2
+    top = max(0, 4 * layout.ys[1] - padding.MARGIN - 256) if len(layout.ys) > 1 else 0
     x0 = min(max(0, middle - 256), w - 512)
     storage.publish(path, storage.encode(styled[top:top + 512, x0:x0 + 512], "png"))
     print(f"  (crop of the tiled frame around the border at x={middle}: x {x0}..{x0 + 512}, y {top}..{top + 512}: {path})")

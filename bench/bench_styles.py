@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from bench.bench_gatys import source_frames  # noqa: E402
 from pipeline import metrics  # noqa: E402
-from pipeline.engines.fast import FastEngine  # noqa: E402
+from pipeline.engines.fast.engine import FastEngine  # noqa: E402
 from pipeline.worker import fit  # noqa: E402
 
 

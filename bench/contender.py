@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 Net = Callable[[np.ndarray], np.ndarray]
-NAMES = ("vpipe auto", "vpipe fp32 (TF graph)", "vpipe bf16 (TF graph)", "plain TF2 fp32 (fast_net.transform)",
+NAMES = ("vpipe auto", "vpipe fp32 (TF graph)", "vpipe bf16 (TF graph)", "plain TF2 fp32 (network.transform)",
          "onnxruntime (tf2onnx)", "onnxruntime (direct ONNX)", "OpenCV DNN (direct ONNX)")
 NEEDS = {"onnxruntime (tf2onnx)": ("onnxruntime", "tf2onnx", "onnx"), "onnxruntime (direct ONNX)": ("onnxruntime", "onnx"),
          "OpenCV DNN (direct ONNX)": ("onnx",)}
@@ -55,9 +55,10 @@ def _ort(model: bytes, threads: int) -> Net:
 def build(name: str, model: Path, x: np.ndarray, threads: int) -> Net:
     import fast_onnx
 
-    from pipeline.engines import fast, precision
+    from pipeline.engines.fast import engine as fast
+    from pipeline.engines.fast import precision, weights
 
-    arrays, decoder = fast.load_net(model)
+    arrays, decoder = weights.load_net(model)
     h, w = x.shape[1:3]
     if name == "vpipe auto":  # what a CPU worker runs: fast.load's choice
         chosen, backend = fast.choose("auto", False, precision.cpu_flags())
@@ -74,10 +75,10 @@ def build(name: str, model: Path, x: np.ndarray, threads: int) -> Net:
         _tf(threads)
         import tensorflow as tf
 
-        from pipeline.engines import fast_net
+        from pipeline.engines.fast import network
 
         weights = [tf.constant(v) for v in arrays]
-        plain = tf.function(lambda a: fast_net.transform(a, weights, decoder))
+        plain = tf.function(lambda a: network.transform(a, weights, decoder))
         return lambda a: plain(a).numpy()[0]
     if name == "onnxruntime (tf2onnx)":
         _tf(threads)

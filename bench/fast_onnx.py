@@ -1,6 +1,6 @@
 """The Johnson/Engstrom transform net as ONNX, for the baselines of bench_fast.py (bench-only).
 
-- `tf2onnx_model`: tf2onnx's export of vpipe's own TF function (fast_net.transform) at a fixed input size,
+- `tf2onnx_model`: tf2onnx's export of vpipe's own TF function (network.transform) at a fixed input size,
   weights embedded: what a user of onnxruntime would get from the TF model.
 - `direct_model`: the same network written straight from the weight arrays with the onnx helper API,
   NCHW, in ops OpenCV DNN imports: TF's asymmetric SAME padding of the stride-2 convs as an explicit Pad,
@@ -21,10 +21,10 @@ def tf2onnx_model(arrays: list[np.ndarray], decoder: str, height: int, width: in
     import tensorflow as tf
     import tf2onnx
 
-    from pipeline.engines import fast_net
+    from pipeline.engines.fast import network
 
     def net(x: tf.Tensor) -> tf.Tensor:  # constants created inside: embedded in the graph, not inputs
-        return fast_net.transform(x, [tf.constant(a) for a in arrays], decoder)
+        return network.transform(x, [tf.constant(a) for a in arrays], decoder)
 
     spec = [tf.TensorSpec([1, height, width, 3], tf.float32, name="x")]
     model, _ = tf2onnx.convert.from_function(tf.function(net), input_signature=spec, opset=17)

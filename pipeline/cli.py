@@ -19,7 +19,7 @@ from . import verify as verify_stage
 from .cli_models import models_group, styles_command
 from .cli_train import train_style
 from .engines import PARAMS as ENGINE_PARAMS
-from .engines.precision import PRECISIONS
+from .engines.fast.precision import PRECISIONS
 from .errors import DISK_FULL_HINT, DiskFullError, UsageError, VpipeError, is_disk_full
 from .frames import FrameRange, parse_range
 from .job import jobs_dir

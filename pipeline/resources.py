@@ -21,6 +21,8 @@ import math
 import os
 import re
 import resource
+import shutil
+import subprocess
 
 from .errors import UsageError
 
@@ -202,3 +204,18 @@ def plan_workers(cores: int, gpus: int, workers: int | None, threads: int | None
 
 
 MAX_CPU_WORKERS = 4  # each worker holds its own model (and TF runtime, on the TF paths) in memory
+
+
+def gpu_count() -> int:
+    """GPUs visible to workers, found without importing TensorFlow (nvidia-smi, CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return 0
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in out.splitlines() if line.startswith("GPU "))

@@ -13,8 +13,6 @@ The result is written in the lengstrom layout, so `--engine fast` uses it at onc
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import tempfile
 import time
@@ -27,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import flow, storage, video
-from .engines import fast, fast_net, features, gatys
+from .engines import features, gatys
+from .engines.fast import network, padding, weights
 from .errors import UsageError
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
@@ -201,11 +200,11 @@ class Trainer:
                     mask: tf.Tensor) -> dict[str, tf.Tensor]:
         p = self.plan
         with tf.GradientTape() as tape:
-            out = fast_net.transform(images, self.weights, p.decoder)
+            out = network.transform(images, self.weights, p.decoder)
             parts = self.perceptual(images, out)
             if p.temporal_weight:
-                out_prev = fast_net.transform(prev, self.weights, p.decoder)
-                out_cur = fast_net.transform(cur, self.weights, p.decoder)
+                out_prev = network.transform(prev, self.weights, p.decoder)
+                out_cur = network.transform(cur, self.weights, p.decoder)
                 diff = (out_cur - tf_warp(out_prev, to_prev)) / 255.0
                 parts["temporal"] = tf.reduce_sum(mask[..., None] * tf.square(diff)) / (3 * tf.reduce_sum(mask) + 1e-6)
             loss = (p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]
@@ -231,29 +230,18 @@ class Trainer:
         return {k: float(v) for k, v in parts.items()}
 
     def stylize(self, image: np.ndarray) -> np.ndarray:
-        padded, (h, w) = fast.pad_to_multiple(image, 4, fast.MARGIN)
+        padded, (h, w) = padding.pad_to_multiple(image, 4, padding.MARGIN)
         batch = tf.constant(padded[None].astype(np.float32))
-        out = fast_net.transform(batch, self.weights, self.plan.decoder).numpy()[0]
-        return np.rint(out[fast.MARGIN:fast.MARGIN + h, fast.MARGIN:fast.MARGIN + w]).astype(np.uint8)
+        out = network.transform(batch, self.weights, self.plan.decoder).numpy()[0]
+        return np.rint(out[padding.MARGIN:padding.MARGIN + h, padding.MARGIN:padding.MARGIN + w]).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- output
 
 
-def export(weights: list[tf.Variable], folder: Path, decoder: str) -> None:
-    """Write the lengstrom layout (manifest.json + raw float32 Variable files) atomically."""
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    manifest: dict[str, object] = {"vpipe": {"decoder": decoder}}
-    for i, var in enumerate(weights):
-        name = "Variable" if i == 0 else f"Variable_{i}"
-        array = var.numpy().astype("<f4")
-        array.tofile(partial / name)
-        manifest[name] = {"filename": name, "shape": list(array.shape)}
-    (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.replace(folder)
+def export(variables: list[tf.Variable], folder: Path, decoder: str) -> None:
+    """The trained variables in the fast engine's layout (weights.write)."""
+    weights.write(folder, [v.numpy() for v in variables], decoder)
 
 
 def train(style_path: Path, sources: list[Path], out_dir: Path, net: features.FeatureNet, plan: Plan,

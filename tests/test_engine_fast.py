@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.engines.fast import FastEngine, load_weights, pad_to_multiple
+from pipeline.engines.fast.engine import FastEngine
+from pipeline.engines.fast.padding import pad_to_multiple
+from pipeline.engines.fast.weights import load_weights
 from pipeline.errors import ModelError
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"

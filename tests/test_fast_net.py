@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.engines import fast, fast_net
-from pipeline.engines.precision import cpu_flags, resolve
+from pipeline.engines.fast import engine as fast
+from pipeline.engines.fast import network, weights
+from pipeline.engines.fast.precision import cpu_flags, resolve
 from pipeline.errors import UsageError
 from tests.test_engine_fast import frame, write_model
 
@@ -23,7 +24,7 @@ def test_rearranged_convs_equal_the_plain_conv(k: int, form: str) -> None:
     size = (24, 32) if kind == "s2d" else (13, 18)  # space-to-depth needs sides that divide by r
     x = tf.constant(rng.normal(0, 1, (2, *size, 5)).astype(np.float32))
     want = tf.nn.conv2d(x, kernel, 1, "SAME")
-    build = fast_net._s2d_conv if kind == "s2d" else fast_net._split_conv
+    build = network._s2d_conv if kind == "s2d" else network._split_conv
     np.testing.assert_allclose(build(kernel, int(r), tf.float32)(x).numpy(), want.numpy(), atol=1e-4)
 
 
@@ -33,7 +34,7 @@ def test_sub_pixel_form_equals_the_transposed_conv(k: int) -> None:
     kernel = rng.normal(0, 0.1, (k, k, 4, 6)).astype(np.float32)  # [k, k, out, in]
     x = tf.constant(rng.normal(0, 1, (1, 7, 9, 6)).astype(np.float32))
     want = tf.nn.conv2d_transpose(x, kernel, [1, 14, 18, 4], strides=2, padding="SAME")
-    got = fast_net._up_conv(kernel, "transpose", tf.float32)(x)
+    got = network._up_conv(kernel, "transpose", tf.float32)(x)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
 
 
@@ -43,7 +44,7 @@ def test_sub_pixel_form_equals_resize_then_conv(k: int) -> None:
     kernel = rng.normal(0, 0.1, (k, k, 6, 4)).astype(np.float32)  # [k, k, in, out]
     x = tf.constant(rng.normal(0, 1, (1, 7, 9, 6)).astype(np.float32))
     want = tf.nn.conv2d(tf.image.resize(x, [14, 18], method="nearest"), kernel, 1, "SAME")
-    got = fast_net._up_conv(kernel, "resize", tf.float32)(x)
+    got = network._up_conv(kernel, "resize", tf.float32)(x)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
 
 
@@ -53,11 +54,11 @@ def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_network_equals_the_transform_net(slim: Path) -> None:
-    arrays, decoder = fast.load_net(slim)
+    arrays, decoder = weights.load_net(slim)
     x = tf.constant(np.stack([frame(36, 52, s) for s in range(2)]).astype(np.float32))
-    want = tf.round(fast_net.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
+    want = tf.round(network.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
     for lite in (False, True):
-        got = fast_net.network(arrays, decoder, lite=lite)(x).numpy()
+        got = network.network(arrays, decoder, lite=lite)(x).numpy()
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 

@@ -1,4 +1,4 @@
-"""The fast engine in tiles (pipeline/engines/fast_tiles.py): the untiled result, no seams, the planning.
+"""The fast engine in tiles (pipeline/engines/fast/tiles.py): the untiled result, no seams, the planning.
 
 PSNR threshold 50 dB: the issue takes 45 dB against fp32 as "looks identical" for bf16; exact
 statistics measure 80+ dB here (one level of rounding at a few pixels), while statistics from a
@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from pipeline import resources, storage, tiles
-from pipeline.engines import fast, fast_tiles
+from pipeline.engines.fast import padding
+from pipeline.engines.fast import tiles as fast_tiles
+from pipeline.engines.fast.engine import FastEngine
 from pipeline.metrics import psnr
 from tests.conftest import assets_or_skip
 
@@ -32,8 +34,8 @@ def steps(image: np.ndarray, lines: list[int]) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def wave() -> fast.FastEngine:
-    return fast.FastEngine(assets_or_skip("models/lengstrom_fst/wave"))
+def wave() -> FastEngine:
+    return FastEngine(assets_or_skip("models/lengstrom_fst/wave"))
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def real_frame() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def outputs(wave: fast.FastEngine, real_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def outputs(wave: FastEngine, real_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     untiled = wave.stylize([real_frame])[0]
     tiled = fast_tiles.stylize(real_frame, fast_tiles.Net(wave.weights, wave.decoder), CORE)
     return untiled, tiled
@@ -51,15 +53,15 @@ def outputs(wave: fast.FastEngine, real_frame: np.ndarray) -> tuple[np.ndarray, 
 
 def border_lines(height: int, width: int) -> list[int]:
     """Where the output cores of the decoder meet (start and end of each blend), in frame columns."""
-    padded, _ = fast.pad_to_multiple(np.zeros((height, width, 3), np.uint8), 4, fast.MARGIN)
+    padded, _ = padding.pad_to_multiple(np.zeros((height, width, 3), np.uint8), 4, padding.MARGIN)
     layout = fast_tiles.Layout.plan(padded.shape[0] // 4, padded.shape[1] // 4, CORE // 4,
                                     fast_tiles.DECODER_MARGIN, fast_tiles.OVERLAP // 4, 1)
-    lines = {4 * x - fast.MARGIN for x in layout.xs[1:]} | {4 * (x + layout.core[1]) - fast.MARGIN for x in layout.xs[:-1]}
+    lines = {4 * x - padding.MARGIN for x in layout.xs[1:]} | {4 * (x + layout.core[1]) - padding.MARGIN for x in layout.xs[:-1]}
     return sorted(x for x in lines if 0 < x < width)
 
 
 def test_tiled_matches_untiled_on_a_real_frame(outputs: tuple[np.ndarray, np.ndarray], real_frame: np.ndarray,
-                                               wave: fast.FastEngine) -> None:
+                                               wave: FastEngine) -> None:
     untiled, tiled = outputs
     assert tiled.shape == untiled.shape == real_frame.shape and tiled.dtype == np.uint8
     assert psnr(tiled, untiled) > 50
@@ -85,7 +87,7 @@ def test_no_seam_at_the_tile_borders(outputs: tuple[np.ndarray, np.ndarray]) -> 
     assert steps(np.clip(shifted, 0, 255).astype(np.uint8), lines)[0] > steps(untiled, lines)[0] * 1.05 + 0.05
 
 
-def test_one_tile_is_the_untiled_net(wave: fast.FastEngine, real_frame: np.ndarray) -> None:
+def test_one_tile_is_the_untiled_net(wave: FastEngine, real_frame: np.ndarray) -> None:
     small = real_frame[:100, :140]
     out = fast_tiles.stylize(small, fast_tiles.Net(wave.weights, wave.decoder), 1024)
     assert np.abs(out.astype(int) - wave.stylize([small])[0]).max() <= 1
@@ -122,10 +124,10 @@ def test_core_for_shrinks_with_the_headroom() -> None:
 
 def test_engine_tiles_a_frame_over_its_budget(tmp_path: Path, real_frame: np.ndarray) -> None:
     weights = assets_or_skip("models/lengstrom_fst/wave")
-    engine = fast.FastEngine(weights, max_memory=resources.resident() + (40 << 20))
+    engine = FastEngine(weights, max_memory=resources.resident() + (40 << 20))
     out = engine.stylize([real_frame])[0]
     assert engine.tiled_frames == 1 and out.shape == real_frame.shape
-    roomy = fast.FastEngine(weights, max_memory=resources.resident() + (2 << 30))
+    roomy = FastEngine(weights, max_memory=resources.resident() + (2 << 30))
     assert psnr(roomy.stylize([real_frame])[0], out) > 50 and roomy.tiled_frames == 0
 
 
@@ -133,9 +135,9 @@ def test_xnnpack_frames_over_the_budget_run_untiled_on_the_graph_where_that_fits
     weights = assets_or_skip("models/lengstrom_fst/wave")
     pixels = fast_tiles.padded_pixels(*real_frame.shape[:2])
     between = (resources.BYTES_PER_PIXEL["fast"] + resources.BYTES_PER_PIXEL["fast_xnnpack"]) // 2
-    engine = fast.FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + pixels * between)
+    engine = FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + pixels * between)
     out = engine.stylize([real_frame])[0]
     assert (engine.graph_frames, engine.tiled_frames) == (1, 0)
-    roomy = fast.FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + (2 << 30))
+    roomy = FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + (2 << 30))
     assert np.abs(roomy.stylize([real_frame])[0].astype(int) - out).max() <= 1
     assert (roomy.graph_frames, roomy.tiled_frames) == (0, 0)

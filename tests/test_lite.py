@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.engines import fast, lite
+from pipeline.engines import litert
+from pipeline.engines.fast import engine as fast
+from pipeline.engines.fast import padding, weights, xnnpack
 from tests.conftest import ROOT
 from tests.test_engine_fast import frame, write_model
 
@@ -21,57 +23,57 @@ def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
 
 
-def run(runner: lite.Runner, image: np.ndarray) -> np.ndarray:
-    padded = fast.pad_to_multiple(image, 4, fast.MARGIN)[0][None].astype(np.float32)
+def run(runner: litert.Runner, image: np.ndarray) -> np.ndarray:
+    padded = padding.pad_to_multiple(image, 4, padding.MARGIN)[0][None].astype(np.float32)
     return runner(padded)
 
 
 def test_the_net_is_converted_once_then_read_from_the_cache(slim: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    arrays, decoder = fast.load_net(slim)
-    first = lite.fast_runner(arrays, decoder, cache=tmp_path)
+    arrays, decoder = weights.load_net(slim)
+    first = xnnpack.fast_runner(arrays, decoder, cache=tmp_path)
     cached = list(tmp_path.glob("fast-*.tflite"))
     assert len(cached) == 1 and not list(tmp_path.glob(".*"))  # no tmp file left behind
 
     def no_conversion(*_: object) -> bytes:
         raise AssertionError("converted again although the cache holds the net")
 
-    monkeypatch.setattr(lite, "convert_fast", no_conversion)
-    again = lite.fast_runner(arrays, decoder, cache=tmp_path)
+    monkeypatch.setattr(xnnpack, "convert_fast", no_conversion)
+    again = xnnpack.fast_runner(arrays, decoder, cache=tmp_path)
     image = frame(40, 56)
     np.testing.assert_array_equal(run(first, image), run(again, image))
 
 
 def test_the_key_follows_weights_decoder_and_code(slim: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    arrays, decoder = fast.load_net(slim)
-    key = lite.fast_key(arrays, decoder)
-    assert lite.fast_key(arrays, decoder) == key
+    arrays, decoder = weights.load_net(slim)
+    key = xnnpack.fast_key(arrays, decoder)
+    assert xnnpack.fast_key(arrays, decoder) == key
     changed = [a.copy() for a in arrays]
     changed[5][0] += 1e-3
-    assert lite.fast_key(changed, decoder) != key
-    assert lite.fast_key(arrays, "resize") != key
-    source = tmp_path / "fast_net.py"
-    source.write_bytes(lite.FAST_NET_SOURCE.read_bytes() + b"\n# changed\n")
-    monkeypatch.setattr(lite, "FAST_NET_SOURCE", source)
-    assert lite.fast_key(arrays, decoder) != key
+    assert xnnpack.fast_key(changed, decoder) != key
+    assert xnnpack.fast_key(arrays, "resize") != key
+    source = tmp_path / "network.py"
+    source.write_bytes(xnnpack.NETWORK_SOURCE.read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(xnnpack, "NETWORK_SOURCE", source)
+    assert xnnpack.fast_key(arrays, decoder) != key
 
 
 def test_an_unusable_cached_file_is_converted_again(slim: Path, tmp_path: Path) -> None:
-    arrays, decoder = fast.load_net(slim)
-    path = tmp_path / f"fast-{lite.fast_key(arrays, decoder)}.tflite"
+    arrays, decoder = weights.load_net(slim)
+    path = tmp_path / f"fast-{xnnpack.fast_key(arrays, decoder)}.tflite"
     path.write_bytes(b"not a flatbuffer")
-    runner = lite.fast_runner(arrays, decoder, cache=tmp_path)
+    runner = xnnpack.fast_runner(arrays, decoder, cache=tmp_path)
     want = fast.FastEngine(slim).stylize([frame(40, 56)])[0]
-    got = run(runner, frame(40, 56))[0, fast.MARGIN:fast.MARGIN + 40, fast.MARGIN:fast.MARGIN + 56]
+    got = run(runner, frame(40, 56))[0, padding.MARGIN:padding.MARGIN + 40, padding.MARGIN:padding.MARGIN + 56]
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
     assert path.read_bytes()[4:8] == b"TFL3"  # the good net replaced the bad file
 
 
 def test_an_unwritable_cache_costs_only_time(slim: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    arrays, decoder = fast.load_net(slim)
+    arrays, decoder = weights.load_net(slim)
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
-    runner = lite.fast_runner(arrays, decoder, cache=blocker / "tflite")
+    runner = xnnpack.fast_runner(arrays, decoder, cache=blocker / "tflite")
     assert run(runner, frame(40, 56)).shape == (1, 56, 72, 3)
     assert "not caching the converted net" in capsys.readouterr().err
 
@@ -81,7 +83,7 @@ def test_a_cpu_worker_with_the_net_cached_never_imports_tensorflow(slim: Path, t
     script = (
         "import sys, json, numpy as np\n"
         "from pathlib import Path\n"
-        "from pipeline.engines import fast\n"
+        "from pipeline.engines.fast import engine as fast\n"
         "engine = fast.load(Path(sys.argv[1]), {'threads': 1, 'max_memory': 2 ** 31})  # as workers get it\n"
         "out = engine.stylize([np.zeros((40, 56, 3), np.uint8)])[0]\n"
         "print(json.dumps({'backend': engine.backend, 'shape': out.shape, 'tf': 'tensorflow' in sys.modules}))\n"

@@ -88,7 +88,7 @@ def test_a_frame_over_the_budget_finishes_in_tiles_through_the_cli(tmp_path: Pat
     assert "1280x720: in tiles of" in logs
     with sqlite3.connect(job / "manifest.sqlite") as conn:
         assert conn.execute("SELECT count(*) FROM frames WHERE status != 'done'").fetchone()[0] == 0
-    from pipeline.engines.fast import FastEngine
+    from pipeline.engines.fast.engine import FastEngine
 
     source = storage.read_rgb(job / "frames" / "000001.png")
     untiled = FastEngine(wave).stylize([source])[0]

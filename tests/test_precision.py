@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.engines.fast import FastEngine
+from pipeline.engines.fast.engine import FastEngine
 from pipeline.metrics import psnr
 from tests.conftest import assets_or_skip
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import FIXTURES, ROOT, make_clip
 from test_engine_fast import write_model
 
-from pipeline.engines.fast import load_weights
+from pipeline.engines.fast.weights import load_weights
 from pipeline.errors import ModelError, UsageError
 from pipeline.job import check_name, name_from_path
 

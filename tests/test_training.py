@@ -12,7 +12,9 @@ import tensorflow as tf
 from click.testing import Result
 
 from pipeline import flow, training
-from pipeline.engines import fast, features
+from pipeline.engines import features
+from pipeline.engines.fast.engine import FastEngine
+from pipeline.engines.fast.weights import load_weights
 from pipeline.errors import ModelError
 from tests.conftest import ASSETS, assets_or_skip, make_clip
 from tests.test_flow import texture
@@ -35,7 +37,7 @@ def test_trained_weights_export_in_the_lengstrom_layout_and_run_the_same_in_the_
     weights = training.init_weights(plan, seed=1)
     assert len(weights) == 3 * (6 + 2 * 3)
     training.export(weights, tmp_path / "model", plan.decoder)
-    engine = fast.FastEngine(tmp_path / "model")
+    engine = FastEngine(tmp_path / "model")
     assert engine.blocks == 3 and engine.decoder == decoder
     frame = texture(37, 51)
     out = engine.stylize([frame])[0]
@@ -53,7 +55,7 @@ def test_a_model_with_an_unknown_decoder_is_refused_in_one_line(tmp_path: Path) 
     manifest = tmp_path / "model" / "manifest.json"
     manifest.write_text(manifest.read_text().replace('"resize"', '"pixelshuffle"'))
     with pytest.raises(ModelError, match="decoder must be one of transpose, resize"):
-        fast.load_weights(tmp_path / "model")
+        load_weights(tmp_path / "model")
 
 
 def small_data() -> training.Data:
@@ -140,5 +142,5 @@ def test_the_shipped_style_needs_no_download(tmp_path: Path, monkeypatch: pytest
     size = sum(p.stat().st_size for p in style.model.iterdir())
     assert size < 2_000_000
     frame = texture(45, 61)
-    out = fast.FastEngine(style.model).stylize([frame])[0]
+    out = FastEngine(style.model).stylize([frame])[0]
     assert out.shape == frame.shape and np.abs(out.astype(int) - frame).mean() > 20  # it does restyle

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import UsageError
 from .base import Engine
 
-BUILTIN = {"fast": "pipeline.engines.fast:load", "gatys": "pipeline.engines.gatys:load",
+BUILTIN = {"fast": "pipeline.engines.fast.engine:load", "gatys": "pipeline.engines.gatys:load",
            "arbitrary": "pipeline.engines.arbitrary:load"}
 # The options each engine takes (command line, or a style.toml's params); any other is refused.
 PARAMS = {

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline import storage, tiles
-from pipeline.engines import lite
+from pipeline.engines import litert
 from pipeline.errors import ModelError, UsageError
 
 PREDICT = "style_predict_quantized_256.tflite"
@@ -43,7 +43,7 @@ class Net:
 
     def __init__(self, path: Path, threads: int) -> None:
         self.path = path
-        self.interpreter = lite.interpreter(path, threads)
+        self.interpreter = litert.interpreter(path, threads)
         self.inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         self.output = self.interpreter.get_output_details()[0]["index"]
         self.calls = 0

@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,21 +31,6 @@ class Placement:
     ray_address: str | None = None  # ray only: auto, HOST:PORT, or None to start a local Ray instance
 
 
-def gpu_count() -> int:
-    """GPUs visible to workers, found without importing TensorFlow (nvidia-smi, CUDA_VISIBLE_DEVICES)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return 0
-    try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
-
-
 def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path,
            job_root: Path) -> LocalExecutor | RayExecutor:
     """The executor for a run; config["options"] gets "threads" and "max_memory" once the worker count is known."""
@@ -57,7 +40,7 @@ def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: 
         raise UsageError("--gpus-per-worker is for --executor ray (locally each worker gets one GPU)")
     if where.ray_address is not None:
         raise UsageError("--ray-address is for --executor ray")
-    gpus = 0 if where.device == "cpu" else gpu_count()
+    gpus = 0 if where.device == "cpu" else resources.gpu_count()
     if where.device == "gpu" and not gpus:
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
     workers, config["options"]["threads"] = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, where.workers,

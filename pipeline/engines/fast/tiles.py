@@ -27,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline import resources, tiles
-from pipeline.engines import fast
+from pipeline import resources
+from pipeline.engines.fast import weights
+from pipeline.engines.fast.padding import MARGIN, pad_to_multiple
+from pipeline.tiles import ramp, starts
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -58,8 +60,8 @@ class Layout:
     def plan(height: int, width: int, core: int, margin: int, overlap: int, align: int) -> Layout:
         core = max(align * round(core / align), 2 * overlap + 2 * align)
         ch, cw = min(core, height), min(core, width)
-        return Layout(height, width, (ch, cw), tiles.starts(height, ch, overlap, align),
-                      tiles.starts(width, cw, overlap, align), margin)
+        return Layout(height, width, (ch, cw), starts(height, ch, overlap, align),
+                      starts(width, cw, overlap, align), margin)
 
     def tiles(self) -> list[tuple[Box, Box, Box]]:
         """Per tile: its window, its core and the part of the map it alone owns (cut mid-overlap)."""
@@ -100,7 +102,7 @@ class Net:
 
     def __init__(self, w: Sequence[tf.Tensor], decoder: str) -> None:
         self.w, self.decoder = list(w), decoder
-        self.blocks = (len(self.w) // 3 - 6) // 2
+        self.blocks = weights.blocks_of(len(self.w) // 3)
         last = 3 + 2 * self.blocks
         self.kinds = [("", 1, True), ("", 2, True), ("", 2, True)]
         self.kinds += [("", 1, r % 2 == 0) for r in range(2 * self.blocks)]
@@ -115,18 +117,18 @@ class Net:
     def _build(self, layers: tuple[int, ...]) -> Any:
         import tensorflow as tf
 
-        from pipeline.engines import fast_net
+        from pipeline.engines.fast import network
 
         channels = int(self.w[3 * layers[0]].shape[2 if self.kinds[layers[0]][0] != "transpose" else 3])
 
         def run(x: tf.Tensor, fixed: tf.Tensor, box: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             for n, i in enumerate(layers):
                 up, stride, relu = self.kinds[i]
-                x = fast_net.conv(x, self.w[3 * i], up, stride)
+                x = network.conv(x, self.w[3 * i], up, stride)
                 if n == len(layers) - 1:
                     break
                 c = self.widths[i]
-                x = (x - fixed[n, 0, :c]) / tf.sqrt(fixed[n, 1, :c] + fast_net.EPS) * self.w[3 * i + 2] + self.w[3 * i + 1]
+                x = (x - fixed[n, 0, :c]) / tf.sqrt(fixed[n, 1, :c] + network.EPS) * self.w[3 * i + 2] + self.w[3 * i + 1]
                 x = tf.nn.relu(x) if relu else x
             mean, var = tf.nn.moments(x[:, box[0]:box[1], box[2]:box[3]], axes=[0, 1, 2])
             return x[0], tf.stack([mean, var])
@@ -148,7 +150,7 @@ class Net:
 
     def normalize(self, x: np.ndarray, layer: int, stats: Moments, rows: int) -> np.ndarray:
         """Instance norm (+ ReLU) of a whole map in place, `rows` at a time (no full-size temporaries)."""
-        from pipeline.engines.fast_net import EPS
+        from pipeline.engines.fast.network import EPS
 
         _, _, relu = self.kinds[layer]
         gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + EPS)).astype(np.float32)
@@ -178,7 +180,7 @@ class Net:
 def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     """One HxWx3 uint8 frame through the net in tiles of about core x core pixels; uint8 out."""
     h, w = frame.shape[:2]
-    padded, _ = fast.pad_to_multiple(frame, ALIGN, fast.MARGIN)
+    padded, _ = pad_to_multiple(frame, ALIGN, MARGIN)
     height, width = padded.shape[:2]
     core = max(MIN_CORE, core)
     rows = max(8, core * core // (16 * max(1, width // 4)))  # quarter-resolution rows per band
@@ -212,8 +214,8 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     acc = np.zeros((height, width, 3), np.float32)
     total = np.zeros((height, width, 1), np.float32)
     ch, cw = (4 * c for c in decoder.core)
-    weight = np.outer(tiles.ramp(ch, OVERLAP if len(decoder.ys) > 1 else 0),
-                      tiles.ramp(cw, OVERLAP if len(decoder.xs) > 1 else 0))[..., None]
+    weight = np.outer(ramp(ch, OVERLAP if len(decoder.ys) > 1 else 0),
+                      ramp(cw, OVERLAP if len(decoder.xs) > 1 else 0))[..., None]
     for k, scale in zip(net.decoder_layers, (2, 4, 4), strict=True):
         done = net.decoder_layers[:net.decoder_layers.index(k)]
         parts = []
@@ -230,13 +232,13 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     del quarter
     acc /= total
     out = net.normalize(acc, net.decoder_layers[-1], stats[net.decoder_layers[-1]], 4 * rows)
-    crop = out[fast.MARGIN:fast.MARGIN + h, fast.MARGIN:fast.MARGIN + w]
+    crop = out[MARGIN:MARGIN + h, MARGIN:MARGIN + w]
     return np.clip(np.round(np.tanh(crop) * 150.0 + 127.5), 0, 255).astype(np.uint8)
 
 
 def padded_pixels(height: int, width: int) -> int:
     """Pixels the untiled net runs on: the frame with its reflect margin, rounded up to a multiple of 4."""
-    return math.prod(-(-(side + 2 * fast.MARGIN) // ALIGN) * ALIGN for side in (height, width))
+    return math.prod(-(-(side + 2 * MARGIN) // ALIGN) * ALIGN for side in (height, width))
 
 
 def core_for(height: int, width: int, headroom: int) -> int:

@@ -1,5 +1,5 @@
 """The fast engine's transform net in TensorFlow: `transform`, the reference (also trained by
-`vpipe train-style` and tiled by `fast_tiles`), and `network`, the same maths rearranged for inference.
+`vpipe train-style` and tiled by `tiles`), and `network`, the same maths rearranged for inference.
 
 - The 9x9 convs at the ends (3 -> 32 and 32 -> 3 channels) starve a GEMM of channels. For TF's kernels
   they run on the space-to-depth grid (small-kernel convs with r*r times the channels, then
@@ -20,6 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from pipeline.engines.fast import weights
 
 EPS = 1e-3
 Conv = Callable[[tf.Tensor], tf.Tensor]
@@ -57,7 +59,7 @@ def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose") 
 
     Also used (with trainable variables) by `vpipe train-style`.
     """
-    blocks = (len(w) // 3 - 6) // 2
+    blocks = weights.blocks_of(len(w) // 3)
     x = _reference_layer(x, w, 0)
     x = _reference_layer(x, w, 1, stride=2)
     x = _reference_layer(x, w, 2, stride=2)
@@ -177,7 +179,7 @@ FIRST_R, LAST_R, LITE_SPLIT = 2, 4, 3
 
 
 def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32, lite: bool = False) -> list[Conv]:
-    """One callable per layer, in network order (the layout of `fast.layers`), in the forms that are
+    """One callable per layer, in network order (the layout of `weights.layers`), in the forms that are
     fastest on TF's own kernels or, with `lite`, on XNNPACK's."""
     n = len(arrays) // 3
     out: list[Conv] = []
@@ -209,7 +211,7 @@ def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.flo
     layer forms for XNNPACK (`convs`)."""
     layer_convs = convs(arrays, decoder, dtype, lite)
     norms = [(tf.constant(arrays[3 * i + 1]), tf.constant(arrays[3 * i + 2])) for i in range(len(layer_convs))]
-    blocks = (len(layer_convs) - 6) // 2
+    blocks = weights.blocks_of(len(layer_convs))
 
     def layer(x: tf.Tensor, i: int, relu: bool = True) -> tf.Tensor:
         y = layer_convs[i](tf.cast(x, dtype))

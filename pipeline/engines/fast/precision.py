@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from pipeline.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FORMATS = PRECISIONS[1:]  # what a worker runs once auto is resolved

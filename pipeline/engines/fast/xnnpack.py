@@ -1,0 +1,65 @@
+"""The fast engine's XNNPACK backend: its inference net (`network.network`) converted to TF Lite and run
+by LiteRT. Converting needs TensorFlow and takes seconds, so it is done once per weights, decoder and
+`network` source, and kept in the user cache: a worker that finds it there starts without importing
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import storage
+from pipeline.engines.litert import Runner, cache_dir
+from pipeline.errors import ModelError
+
+NETWORK_SOURCE = Path(__file__).with_name("network.py")  # its text is part of the cache key
+
+
+def fast_key(arrays: Sequence[np.ndarray], decoder: str) -> str:
+    """What the converted net depends on: the weights, the decoder kind and the code that builds it."""
+    digest = hashlib.sha256(decoder.encode() + NETWORK_SOURCE.read_bytes())
+    for a in arrays:
+        digest.update(str(a.shape).encode())
+        digest.update(np.ascontiguousarray(a, np.float32).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
+    """The fp32 inference net with dynamic frame sizes as a flatbuffer (imports TensorFlow)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from pipeline.engines.fast import network
+
+    owner = tf.Module()  # the converter wants the object that owns the function (else it logs a warning)
+    owner.net = tf.function(network.network(arrays, decoder, lite=True))
+    concrete = owner.net.get_concrete_function(*network.SIGNATURE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
+        blob: bytes = tf.lite.TFLiteConverter.from_concrete_functions([concrete], owner).convert()
+    return blob
+
+
+def fast_runner(arrays: Sequence[np.ndarray], decoder: str, threads: int = 0, cache: Path | None = None) -> Runner:
+    """The fast net from the cache; else (not there, or unusable) converted now and cached with
+    `storage.publish`, so a crash never leaves a partial file. An unwritable cache costs only time."""
+    path = (cache or cache_dir()) / f"fast-{fast_key(arrays, decoder)}.tflite"
+    try:
+        return Runner(path.read_bytes(), threads)
+    except (OSError, ModelError):
+        pass
+    blob = convert_fast(arrays, decoder)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        storage.publish(path, blob)
+    except OSError as exc:
+        print(f"fast engine: not caching the converted net in {path.parent} ({exc.strerror or exc})",
+              file=sys.stderr, flush=True)
+    return Runner(blob, threads)
