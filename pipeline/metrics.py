@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from . import flow, models, storage
+from . import flow, storage
 from .errors import ModelError, UsageError
 from .frames import FrameRange, frame_name
 from .job import Job, find_job
 from .manifest import Manifest, Status
+from .models import lookup
 from .worker import fit
 
 MAX_SIDE = 640  # frames are measured at most this large (flow cost); the same for every job
@@ -88,7 +89,7 @@ def style_distance(style_image: Path, images: list[np.ndarray]) -> list[float]:
 
     from .engines import features, gatys
 
-    net = features.load("squeezenet", models.find(models.FEATURE_NETS["squeezenet"]))
+    net = features.load("squeezenet", lookup.find(lookup.FEATURE_NETS["squeezenet"]))
     engine = gatys.GatysEngine(gatys.read_image(style_image), net, gatys.Settings())
     out = []
     for image in images:

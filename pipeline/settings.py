@@ -11,11 +11,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import engines, models, storage, styles, temporal
+from . import engines, storage, styles, temporal
 from .errors import MediaError, UsageError
 from .frames import FrameRange
 from .job import Job
 from .manifest import Manifest
+from .models import lookup
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     engines.check_params(style.engine, params)
     if style.engine == "gatys":
         params.setdefault("net", "squeezenet")
-        style = style.with_model(models.verified(models.FEATURE_NETS[params["net"]]))
+        style = style.with_model(lookup.verified(lookup.FEATURE_NETS[params["net"]]))
     if style.model is None:
         raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
     if style.image:

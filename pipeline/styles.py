@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import models, storage
+from . import storage
 from .errors import ModelError, UsageError
+from .models import lookup
 
 STYLES_ENV = "VPIPE_STYLES_DIR"
 DEFAULT_STYLE = "wave"
@@ -43,9 +44,9 @@ class Style:
     def settings(self) -> dict[str, str | None]:
         """What identifies the look: two runs with equal settings may share one video."""
         return {"style": self.name, "engine": self.engine, "model": str(self.model) if self.model else None,
-                "model_sha256": models.fingerprint(self.model) if self.model else None,
+                "model_sha256": lookup.fingerprint(self.model) if self.model else None,
                 "image": str(self.image) if self.image else None,
-                "image_sha256": models.fingerprint(self.image) if self.image else None}
+                "image_sha256": lookup.fingerprint(self.image) if self.image else None}
 
     def with_model(self, model: Path) -> Style:
         return replace(self, model=model)
@@ -79,7 +80,7 @@ def available() -> list[str]:
 
 def engine_model(engine: str) -> Path | None:
     """The model an engine runs for a bare painting, found by the model store (None: the engine has none)."""
-    return models.find(ENGINE_MODELS[engine]) if engine in ENGINE_MODELS else None
+    return lookup.find(ENGINE_MODELS[engine]) if engine in ENGINE_MODELS else None
 
 
 def read_config(name: str, config: Path) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def from_folder(name: str, config: Path, engine: str | None) -> Style:
         reference = None  # only shown on the contact sheet
     if data.get("model"):
         local = config.parent / str(data["model"])
-        model: Path | None = local if local.exists() else models.find(str(data["model"]))
+        model: Path | None = local if local.exists() else lookup.find(str(data["model"]))
     else:
         model = engine_model(style_engine)
     image = reference.resolve() if reference and style_engine in IMAGE_ENGINES else None
@@ -132,7 +133,7 @@ def resolve(style: str | None, engine: str | None) -> Style:
     family = MODEL_FAMILIES.get(engine or "fast")
     if family:
         try:
-            return Style(name=style, engine=engine or "fast", model=models.find(f"{family}/{style}"))
+            return Style(name=style, engine=engine or "fast", model=lookup.find(f"{family}/{style}"))
         except ModelError:
             pass
     known = ", ".join(available()) or "none"

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from pipeline import catalogue, models
 from pipeline.errors import ModelError, UsageError
+from pipeline.models import catalogue, lookup
 from tests.conftest import ASSETS, assets_or_skip
 
 
@@ -51,7 +51,7 @@ def test_catalogue_has_every_asked_model() -> None:
     assert all(f.url.startswith("https://raw.githubusercontent.com/reiinakano/fast-style-transfer-deeplearnjs/"
                                 "bd3a0486e4ed4a02b0b4102a7f12a55e3c935d73/src/ckpts/wave/") for f in wave.files)
     vgg = catalogue.entries()["vgg19"]
-    assert not vgg.folder and vgg.files[0].algorithm == "md5" and vgg.location == models.FEATURE_NETS["vgg19"]
+    assert not vgg.folder and vgg.files[0].algorithm == "md5" and vgg.location == lookup.FEATURE_NETS["vgg19"]
     assert all(f.url.startswith("https://") for e in catalogue.entries().values() for f in e.files)
 
 
@@ -79,7 +79,7 @@ def test_lookup_by_short_name_and_unknown_names() -> None:
 
 def test_find_says_what_to_pull(dirs: dict[str, Path]) -> None:
     with pytest.raises(ModelError, match=r"place it at .*lengstrom_fst/wave.*vpipe models pull lengstrom_fst/wave"):
-        models.find("lengstrom_fst/wave")
+        lookup.find("lengstrom_fst/wave")
 
 
 def test_list_shows_present_missing_and_damaged(dirs: dict[str, Path], vpipe: Callable[..., Result]) -> None:
@@ -94,9 +94,9 @@ def test_list_shows_present_missing_and_damaged(dirs: dict[str, Path], vpipe: Ca
     listed = vpipe("models", "list").output
     squeeze = next(line for line in listed.splitlines() if line.startswith("squeezenet "))
     assert squeeze.split()[1:4] == ["present", "3.0", "MB"]
-    assert str(dirs["extra"] / models.FEATURE_NETS["squeezenet"]) in listed
+    assert str(dirs["extra"] / lookup.FEATURE_NETS["squeezenet"]) in listed
     assert "incomplete (2/3 files)" in listed
-    h5 = dirs["extra"] / models.FEATURE_NETS["squeezenet"]
+    h5 = dirs["extra"] / lookup.FEATURE_NETS["squeezenet"]
     data = bytearray(h5.read_bytes())
     data[5000] ^= 0xFF  # same size, other bytes: only --verify can tell
     h5.write_bytes(bytes(data))
@@ -216,10 +216,10 @@ def test_import_recognises_known_models_by_checksum(dirs: dict[str, Path], tmp_p
     result = vpipe("models", "import", str(copy))
     assert result.exit_code == 0, result.output
     assert "lengstrom_fst/wave: 49 files imported" in result.output  # not scream: same names, other bytes
-    assert models.find("lengstrom_fst/wave") == dirs["cache"] / "lengstrom_fst/wave"
+    assert lookup.find("lengstrom_fst/wave") == dirs["cache"] / "lengstrom_fst/wave"
     h5 = assets_or_skip("models/squeezenet/squeezenet_weights_tf_dim_ordering_tf_kernels_notop.h5")
     assert vpipe("models", "import", str(h5)).exit_code == 0
-    assert models.verified(models.FEATURE_NETS["squeezenet"]) == dirs["cache"] / models.FEATURE_NETS["squeezenet"]
+    assert lookup.verified(lookup.FEATURE_NETS["squeezenet"]) == dirs["cache"] / lookup.FEATURE_NETS["squeezenet"]
     assert leftovers(dirs["cache"]) == []
 
 

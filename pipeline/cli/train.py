@@ -9,20 +9,21 @@ from pathlib import Path
 
 import click
 
-from . import models, styles
-from .errors import UsageError
-from .job import name_from_path
-from .logs import format_seconds
+from .. import styles
+from ..errors import UsageError
+from ..job import name_from_path
+from ..logs import format_seconds
+from ..models import lookup
 
 
 def _net(choice: str | None) -> tuple[str, Path]:
     """The feature network for the loss: vgg19 where its weights are present, else squeezenet."""
     if choice:
-        return choice, models.verified(models.FEATURE_NETS[choice])
+        return choice, lookup.verified(lookup.FEATURE_NETS[choice])
     try:
-        return "vgg19", models.verified(models.FEATURE_NETS["vgg19"])
+        return "vgg19", lookup.verified(lookup.FEATURE_NETS["vgg19"])
     except Exception:  # noqa: BLE001 - absent or damaged: fall back to the small network
-        return "squeezenet", models.verified(models.FEATURE_NETS["squeezenet"])
+        return "squeezenet", lookup.verified(lookup.FEATURE_NETS["squeezenet"])
 
 
 def _toml(value: object) -> str:
@@ -64,8 +65,8 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
         raise UsageError(f"style name {name!r} is not allowed: letters, digits, '.', '_' and '-'")
     net_name, weights = _net(net)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from . import training
-    from .engines import features
+    from .. import training
+    from ..engines import features
 
     plan = training.Plan(size=size, steps=steps, batch=batch, temporal_weight=temporal_weight, style_weight=style_weight,
                          seed=seed)

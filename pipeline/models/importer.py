@@ -2,7 +2,7 @@
 
 A catalogue model (named with --name, or recognised by its checksums) is verified file by file
 before anything is written; a model of your own is copied as it is under the name you give. The
-copy goes through the same staging-and-rename as a download (see pipeline/store.py).
+copy goes through the same staging-and-rename as a download (see pipeline/models/store.py).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import hashlib
 import shutil
 from pathlib import Path
 
-from . import catalogue, models
-from .catalogue import Entry, Remote
-from .errors import ModelError, UsageError
-from .storage import feed, fsync_path
-from .store import Result, discard, install, mismatch, staging_for
+from pipeline.errors import ModelError, UsageError
+from pipeline.models import catalogue, lookup
+from pipeline.models.catalogue import Entry, Remote
+from pipeline.models.store import Result, discard, install, mismatch, staging_for
+from pipeline.storage import feed, fsync_path
 
 
 def _copy(source: Path, dest: Path) -> None:
@@ -88,7 +88,7 @@ def import_model(source: Path, name: str | None = None, force: bool = False) -> 
                              "to copy it into the cache as a model of your own")
         return _import_own(source, catalogue.safe_location(name), force)
     pairs = verified_files(source, entry)
-    target = models.cache_dir() / entry.location
+    target = lookup.cache_dir() / entry.location
     staging = staging_for(target)
     try:
         if entry.folder:
@@ -113,7 +113,7 @@ def import_model(source: Path, name: str | None = None, force: bool = False) -> 
 
 
 def _import_own(source: Path, location: str, force: bool) -> Result:
-    target = models.cache_dir() / location
+    target = lookup.cache_dir() / location
     if (target.exists() or target.is_symlink()) and not force:
         raise UsageError(f"{target} already exists: use --force to replace it")
     staging = staging_for(target)

@@ -1,6 +1,6 @@
 """The model store: what is present where, and `pull` from the canonical URL.
 
-Downloads (and imports, pipeline/model_import.py) go into the user cache (models.cache_dir())
+Downloads (and imports, pipeline/models/importer.py) go into the user cache (lookup.cache_dir())
 through a hidden staging file or folder next to the target, are checked against the catalogue's
 digest, then renamed into place: a model is complete under its name or absent. Nothing here loads
 or runs a model file.
@@ -17,9 +17,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalogue, models, storage
-from .catalogue import Entry, Remote
-from .errors import ModelError
+from pipeline import storage
+from pipeline.errors import ModelError
+from pipeline.models import catalogue, lookup
+from pipeline.models.catalogue import Entry, Remote
 
 TIMEOUT = 30.0
 
@@ -53,7 +54,7 @@ class Presence:
 
 
 def presence(entry: Entry, verify: bool = False) -> Presence:
-    for root in models.search_path():
+    for root in lookup.search_path():
         where = root / entry.location
         if not where.exists():
             continue
@@ -151,7 +152,7 @@ def pull(name: str) -> Result:
     found = presence(entry, verify=True)
     if found.where is not None and found.state == "present":
         return Result(entry.name, found.where, already=True)
-    target = models.cache_dir() / entry.location
+    target = lookup.cache_dir() / entry.location
     staging = staging_for(target)
     try:
         if entry.folder:

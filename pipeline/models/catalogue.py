@@ -1,4 +1,4 @@
-"""The models vpipe knows (pipeline/catalogue.json): where each comes from and its checksum.
+"""The models vpipe knows (pipeline/models/catalogue.json): where each comes from and its checksum.
 
 Pure data and lookups; no network, no file writes. An entry is one file (a Keras .h5) or one
 folder of files (a lengstrom network, the Magenta TF Lite pair), addressed by its `location`
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-from .errors import UsageError
+from pipeline.errors import UsageError
 
 DATA = Path(__file__).with_name("catalogue.json")
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from . import model_import, models, sheet, store
+from .. import sheet
+from ..models import importer, lookup, store
 
 
 def _size(count: int) -> str:
@@ -25,7 +26,7 @@ def models_group() -> None:
 @click.option("--verify", is_flag=True, help="Check every present file against its published checksum.")
 def list_models(verify: bool) -> None:
     """Known models: present or not, where, and their size."""
-    click.echo(f"search path: {' then '.join(str(p) for p in models.search_path())}")
+    click.echo(f"search path: {' then '.join(str(p) for p in lookup.search_path())}")
     for found in store.listing(verify):
         entry = found.entry
         size = _size(found.size) if found.where else f"~{_size(entry.size)}"
@@ -53,7 +54,7 @@ def pull(name: str) -> None:
 @click.option("--force", is_flag=True, help="Replace a model of your own that has this name.")
 def import_(path: Path, name: str | None, force: bool) -> None:
     """Copy a local model file or folder into the cache (verified when the catalogue knows it)."""
-    result = model_import.import_model(path, name, force)
+    result = importer.import_model(path, name, force)
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"{result.name}: {result.copied} files imported into {result.path}")

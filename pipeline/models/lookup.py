@@ -11,8 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import catalogue, storage
-from .errors import ModelError
+from pipeline import storage
+from pipeline.errors import ModelError
+from pipeline.models import catalogue
 
 MODELS_ENV = "VPIPE_MODELS_DIR"
 
