@@ -33,7 +33,8 @@ import numpy as np  # noqa: E402
 from pipeline import flow, metrics, storage, video  # noqa: E402
 from pipeline.engines import features, gatys  # noqa: E402
 from pipeline.engines.base import Guide  # noqa: E402
-from pipeline.temporal import DEFAULTS, Sequence, Temporal  # noqa: E402
+from pipeline.engines.gatys_spec import SPEC  # noqa: E402
+from pipeline.temporal import Sequence, Temporal  # noqa: E402
 from pipeline.worker import fit  # noqa: E402
 
 
@@ -140,7 +141,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--max-side", type=int, default=256)
-    parser.add_argument("--weight", type=float, default=DEFAULTS["gatys"][1])
+    parser.add_argument("--weight", type=float, default=SPEC.video.weight)
     parser.add_argument("--steps", type=int, default=250, help="the recipe's Adam steps")
     parser.add_argument("--only", choices=["flicker", "warm", "recipe"])
     parser.add_argument("--sheet", type=Path, default=Path(tempfile.gettempdir()) / "vpipe-gatys-sheet.png")

@@ -24,6 +24,7 @@ import resource
 import shutil
 import subprocess
 
+from . import engines
 from .errors import UsageError
 
 MEMORY_ENV = "VPIPE_WORKER_MEMORY"
@@ -34,15 +35,7 @@ GiB = 1 << 30
 DEFAULT_SHARE = 0.5  # of MemAvailable at the start of a run, split over the workers
 DEFAULT_CAP = 8 * GiB
 DEFAULT_FLOOR = 1 * GiB
-# Resident memory per frame pixel above a loaded worker, measured by bench/bench_memory.py
-# (fp32, 2 threads, peak RSS minus RSS after loading, 360p..1080p, fitted per pixel).
-BYTES_PER_PIXEL = {
-    "fast": 600,  # the Johnson net, untiled, TF graph (32-channel full-resolution activations, TF's scratch)
-    "fast_xnnpack": 1130,  # the same through TF Lite/XNNPACK (its arena keeps more full-resolution tensors)
-    "fast_tiled": 90,  # the same in tiles: three whole-frame quarter-resolution maps, the output sums
-    "gatys": 1800,  # SqueezeNet forward + backward, L-BFGS history (10 pairs of float64 images): 1680 at 720p
-}
-TILED_OVERHEAD = 48 << 20  # fast in tiles: compiled chains, per-tile copies
+# An engine's memory per frame pixel is in its spec (pipeline.engines: EngineSpec.memory).
 WORKER_BASE = 620 << 20  # a loaded worker with TensorFlow: fast (TF graph or tiled) 608 MiB, gatys 572 MiB
 TF_RESIDENT = 520 << 20  # what importing TensorFlow adds (505 MiB measured): a fast XNNPACK worker (77 MiB
 # loaded, no TensorFlow) pays it at its first frame on a leaner path (TF graph or tiles)
@@ -100,26 +93,20 @@ def working_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def check_budget(engine: str, width: int, height: int, budget: int) -> None:
-    """Refuse up front, in one line, a run whose frames cannot fit the budget even in tiles (fast), or
-    at all for gatys, which optimizes the whole frame; the message names the --max-side that fits."""
-    pixels = width * height
-    if engine == "gatys":
-        need = WORKER_BASE + BYTES_PER_PIXEL["gatys"] * pixels
-        what = f"the gatys engine optimizes the whole frame at once: a {width}x{height} frame needs about"
-        fits = (budget - WORKER_BASE) // BYTES_PER_PIXEL["gatys"]
-    elif engine == "fast":
-        window = BYTES_PER_PIXEL["fast"] * 160 ** 2  # the smallest tile with its margins
-        need = WORKER_BASE + TILED_OVERHEAD + window + BYTES_PER_PIXEL["fast_tiled"] * pixels
-        what = f"the fast engine needs at least {human(need)} for a {width}x{height} frame, in tiles:"
-        fits = (budget - WORKER_BASE - TILED_OVERHEAD - window) // BYTES_PER_PIXEL["fast_tiled"]
-    else:
+    """Refuse up front, in one line, a run whose frames cannot fit the budget on the engine's leanest
+    path (the fast engine in tiles; gatys optimizes the whole frame); the message names the --max-side
+    that fits. Engines without a memory model in their spec are not checked."""
+    memory = engines.spec_of(engine).memory
+    if memory is None:
         return
+    pixels = width * height
+    need = memory.need(pixels, WORKER_BASE)
     if need <= budget:
         return
+    fits = memory.fitting_pixels(budget, WORKER_BASE)
     side = int(math.sqrt(max(0, fits) * max(width, height) / min(width, height))) // 16 * 16
     advice = f"pass --max-side {side}" if side >= 16 else f"a loaded worker alone takes about {human(WORKER_BASE)}"
-    if engine == "gatys":
-        what += f" {human(need)},"
+    what = memory.refusal.format(engine=engine, need=human(need), size=f"{width}x{height}")
     raise UsageError(f"{what} over the memory budget of {human(budget)} (--max-memory); {advice} "
                      "or give a larger --max-memory")
 

@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import engines, storage, styles, temporal
+from . import engines, storage, styles
+from .engines.spec import VideoMode
 from .errors import MediaError, UsageError
 from .frames import FrameRange
 from .job import Job
@@ -54,11 +55,11 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     else:
         style = styles.resolve(options.style, options.engine)
         max_side, params = options.max_side, {**style.params, **options.params}
-    engines.check_name(style.engine)
-    engines.check_params(style.engine, params)
-    if style.engine == "gatys":
-        params.setdefault("net", "squeezenet")
-        style = style.with_model(lookup.verified(lookup.FEATURE_NETS[params["net"]]))
+    spec = engines.spec_of(style.engine)
+    params = engines.check_params(spec.name, params)
+    if spec.model_option:  # the engine's model is picked by one of its options (gatys: --net)
+        params.setdefault(spec.model_option, spec.option(spec.model_option).default)
+        style = style.with_model(lookup.verified(spec.models[params[spec.model_option]]))
     if style.model is None:
         raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
     if style.image:
@@ -66,14 +67,14 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
             storage.read_rgb(style.image)
         except (OSError, ValueError) as exc:
             raise MediaError(f"style image {style.image.name} is not a readable image") from exc
-    video_mode = _temporal(style.engine, options.temporal, stored.get("temporal") if resume else None, resume)
+    video_mode = _temporal(spec.video, options.temporal, stored.get("temporal") if resume else None, resume)
     return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
 
 
-def _temporal(engine: str, asked: float | bool | None, stored: dict[str, Any] | None,
+def _temporal(default: VideoMode, asked: float | bool | None, stored: dict[str, Any] | None,
               resume: bool) -> dict[str, Any] | None:
     """The worker's video-mode config: what was asked, else the job's on a resume, else the engine's default."""
-    on, weight = temporal.DEFAULTS.get(engine, temporal.BLEND_DEFAULT)
+    on, weight = default.on, default.weight
     if asked is None:
         return stored if resume else ({"weight": weight} if on else None)
     if asked is False:

@@ -1,8 +1,8 @@
 """`vpipe styles`: the styles in styles/, and a contact sheet PNG of them.
 
 Each cell of the sheet shows the style's painting (its `reference`) above a sample frame stylized
-by the style itself (fast and arbitrary engines; gatys is too slow for a preview and shows only
-its painting), captioned with the name and engine. The sample is --sample IMAGE or, by default, a
+by the style itself (engines whose spec says `preview`: fast and arbitrary; gatys is too slow for a
+preview and shows only its painting), captioned with the name and engine. The sample is --sample IMAGE or, by default, a
 small synthetic landscape drawn here, so the sheet needs no asset. Rendering runs the engines in
 this process (TensorFlow is imported only then).
 """
@@ -16,13 +16,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import storage, styles
+from . import engines, storage, styles
 from .errors import VpipeError
 
 THUMB = 224
 CAPTION = 44
 PER_ROW = 4
-RENDERED = ("fast", "arbitrary")
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,14 @@ def rows() -> list[Row]:
             style = styles.from_folder(name, config, None)
         except VpipeError as exc:
             data = _quiet_config(name, config)
-            out.append(Row(name, str(data.get("engine", "fast")), str(exc), False, str(data.get("reference", "-")), None))
+            out.append(Row(name, str(data.get("engine", engines.DEFAULT_ENGINE)), str(exc), False,
+                           str(data.get("reference", "-")), None))
             continue
-        model = str(style.model) if style.model else "(feature net, per --net)"
-        reference = str(style.reference) if style.reference else "-"
-        out.append(Row(name, style.engine, model, style.model is not None or style.engine == "gatys", reference, style))
+        spec = engines.spec_of(style.engine)
+        chosen = spec.model_option  # the model is picked by an option when the run starts (gatys: --net)
+        model = str(style.model) if style.model else f"(per {spec.option(chosen).flag})" if chosen else "-"
+        out.append(Row(name, style.engine, model, style.model is not None or chosen is not None,
+                       str(style.reference) if style.reference else "-", style))
     return out
 
 
@@ -114,16 +116,21 @@ def compose(cells: list[tuple[str, np.ndarray, np.ndarray]], per_row: int = PER_
 
 def render(style: styles.Style, sample: np.ndarray) -> np.ndarray | None:
     """The sample stylized by `style` in this process, or None when the engine is not previewed."""
-    if style.engine not in RENDERED or style.model is None:
+    if not _previewed(style.engine) or style.model is None:
         return None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from . import engines
-
     options = {**style.params, "threads": 0, "batch": 1}
     if style.image:
         options["style_image"] = str(style.image)
     engine = engines.load(style.engine, style.model, options)
     return engine.stylize([sample])[0]
+
+
+def _previewed(engine: str) -> bool:
+    try:
+        return engines.spec_of(engine).preview
+    except VpipeError:
+        return False
 
 
 def sheet(out: Path, sample_path: Path | None = None) -> int:
@@ -135,7 +142,7 @@ def sheet(out: Path, sample_path: Path | None = None) -> int:
     for row in rows():
         reference = storage.read_rgb(row.style.reference) if row.style and row.style.reference else None
         styled = None
-        note = "not previewed" if row.engine not in RENDERED else "model missing"
+        note = "model missing" if _previewed(row.engine) else "not previewed"
         if row.style is not None and row.present:
             styled = render(row.style, sample)
         cells.append((f"{row.name} ({row.engine})", thumbnail(reference, "no reference image"), thumbnail(styled, note)))

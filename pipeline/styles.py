@@ -2,9 +2,9 @@
 (an image file: the arbitrary engine by default, or gatys), a model folder or file given as a path,
 or a model name found by the model store.
 
-style.toml keys: engine (default "fast"), model (a path inside the style folder, or a model-store
-name), reference (the painting, relative to the folder; required by the arbitrary and gatys
-engines), params (a table of engine options, e.g. { strength = 0.8 }; the command line wins)."""
+style.toml keys: engine (default: the fast engine), model (a path inside the style folder, or a model-store
+name), reference (the painting, relative to the folder; required by engines that take paintings:
+arbitrary, gatys), params (a table of engine options, e.g. { strength = 0.8 }; the command line wins)."""
 
 from __future__ import annotations
 
@@ -14,22 +14,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import storage
+from . import engines, storage
 from .errors import ModelError, UsageError
 from .models import lookup
 
 STYLES_ENV = "VPIPE_STYLES_DIR"
 DEFAULT_STYLE = "wave"
-# Model families per engine, used to find a bare name such as "udnie" in the model store.
-MODEL_FAMILIES = {"fast": "lengstrom_fst"}
-
-
-# An image given as --style goes to an engine that takes any painting.
+# An image given as --style goes to an engine that takes any painting (engines.PAINTING_ENGINE by default).
+# What a style is for each engine (a painting or a model), the model family a bare name such as "udnie"
+# is found in, and the model run for any painting are in the engine's spec.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
-IMAGE_ENGINE = "arbitrary"
-IMAGE_ENGINES = ("arbitrary", "gatys")
-# The model-store entry an engine runs when a style gives only a painting (gatys: see stages).
-ENGINE_MODELS = {"arbitrary": "magenta_tflite"}
 
 
 @dataclass(frozen=True)
@@ -60,11 +54,11 @@ def _image_style(path: Path, engine: str | None) -> Style:
         storage.read_rgb(path)
     except ValueError:
         raise ModelError(f"style image {path}: not a readable image (corrupt, or not an image at all)") from None
-    engine = engine or IMAGE_ENGINE
-    if engine in MODEL_FAMILIES:
+    engine = engine or engines.PAINTING_ENGINE
+    if not engines.spec_of(engine).takes_paintings:
         raise UsageError(f"style {path.name} is an image, but the {engine!r} engine needs a trained model: "
                          f"give a style name ({', '.join(available()) or 'see styles/'}) or a model folder, "
-                         f"or use --engine {IMAGE_ENGINE}")
+                         f"or use --engine {engines.PAINTING_ENGINE}")
     return Style(name=str(path.resolve()), engine=engine, model=engine_model(engine), image=path.resolve(),
                  reference=path.resolve())
 
@@ -80,7 +74,8 @@ def available() -> list[str]:
 
 def engine_model(engine: str) -> Path | None:
     """The model an engine runs for a bare painting, found by the model store (None: the engine has none)."""
-    return lookup.find(ENGINE_MODELS[engine]) if engine in ENGINE_MODELS else None
+    name = engines.spec_of(engine).painting_model
+    return lookup.find(name) if name else None
 
 
 def read_config(name: str, config: Path) -> dict[str, Any]:
@@ -96,11 +91,12 @@ def read_config(name: str, config: Path) -> dict[str, Any]:
 def from_folder(name: str, config: Path, engine: str | None) -> Style:
     """A styles/<name>/style.toml as a Style; the painting is checked, the model found."""
     data = read_config(name, config)
-    style_engine = str(data.get("engine", "fast"))
+    style_engine = str(data.get("engine", engines.DEFAULT_ENGINE))
     if engine and engine != style_engine:
         raise UsageError(f"style {name!r} is for the {style_engine!r} engine, not {engine!r}")
     reference = config.parent / str(data["reference"]) if data.get("reference") else None
-    if style_engine in IMAGE_ENGINES:
+    paintings = engines.spec_of(style_engine).takes_paintings
+    if paintings:
         if reference is None:
             raise UsageError(f"style {name!r}: the {style_engine} engine needs reference = \"painting.jpg\" in {config}")
         if not reference.is_file():
@@ -112,7 +108,7 @@ def from_folder(name: str, config: Path, engine: str | None) -> Style:
         model: Path | None = local if local.exists() else lookup.find(str(data["model"]))
     else:
         model = engine_model(style_engine)
-    image = reference.resolve() if reference and style_engine in IMAGE_ENGINES else None
+    image = reference.resolve() if reference and paintings else None
     return Style(name=name, engine=style_engine, model=model, image=image, params=dict(data.get("params", {})),
                  reference=reference)
 
@@ -124,16 +120,17 @@ def resolve(style: str | None, engine: str | None) -> Style:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _image_style(path, engine)
     if path.exists():
-        return Style(name=str(path.resolve()), engine=engine or "fast", model=path.resolve())
+        return Style(name=str(path.resolve()), engine=engine or engines.DEFAULT_ENGINE, model=path.resolve())
     if os.sep in style:
         raise UsageError(f"style {style!r}: no such file or folder")
     config = styles_dir() / style / "style.toml"
     if config.is_file():
         return from_folder(style, config, engine)
-    family = MODEL_FAMILIES.get(engine or "fast")
+    engine = engine or engines.DEFAULT_ENGINE
+    family = engines.spec_of(engine).model_family
     if family:
         try:
-            return Style(name=style, engine=engine or "fast", model=lookup.find(f"{family}/{style}"))
+            return Style(name=style, engine=engine, model=lookup.find(f"{family}/{style}"))
         except ModelError:
             pass
     known = ", ".join(available()) or "none"

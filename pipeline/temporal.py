@@ -16,15 +16,12 @@ import numpy as np
 from . import flow
 from .engines.base import Engine, Guide, GuidedEngine
 
-# Video mode per engine: (on unless --no-temporal, weight). gatys: temporal loss weight;
-# other engines: strength of the flow-guided blend toward the previous output.
-DEFAULTS = {"gatys": (True, 200.0)}
-BLEND_DEFAULT = (False, 0.5)
+# Whether video mode is on by default, and its weight, is each engine's spec (EngineSpec.video).
 
 
 @dataclass(frozen=True)
 class Temporal:
-    weight: float  # gatys: temporal loss weight; other engines: blend strength in [0, 1]
+    weight: float  # guided engines (gatys): temporal loss weight; other engines: blend strength in [0, 1]
     warmup: int = 2  # frames stylized (and discarded) before a chunk whose previous frame is not done
     preset: str = "medium"  # DIS preset
 

@@ -48,6 +48,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("VPIPE_JOBS_DIR", str(tmp_path / "jobs"))
     monkeypatch.setenv("VPIPE_ENGINES", "posterize=quick_engines:load")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), str(ROOT)]))
+    monkeypatch.syspath_prepend(str(FIXTURES))  # the in-process coordinator reads the fixture engines' specs
     monkeypatch.delenv("VPIPE_FAULTS", raising=False)
     return dict(os.environ)
 

@@ -18,6 +18,7 @@ from pipeline import resources, storage, tiles
 from pipeline.engines.fast import padding
 from pipeline.engines.fast import tiles as fast_tiles
 from pipeline.engines.fast.engine import FastEngine
+from pipeline.engines.fast.spec import BYTES_PER_PIXEL
 from pipeline.metrics import psnr
 from tests.conftest import assets_or_skip
 
@@ -134,7 +135,7 @@ def test_engine_tiles_a_frame_over_its_budget(tmp_path: Path, real_frame: np.nda
 def test_xnnpack_frames_over_the_budget_run_untiled_on_the_graph_where_that_fits(real_frame: np.ndarray) -> None:
     weights = assets_or_skip("models/lengstrom_fst/wave")
     pixels = fast_tiles.padded_pixels(*real_frame.shape[:2])
-    between = (resources.BYTES_PER_PIXEL["fast"] + resources.BYTES_PER_PIXEL["fast_xnnpack"]) // 2
+    between = (BYTES_PER_PIXEL["fast"] + BYTES_PER_PIXEL["fast_xnnpack"]) // 2
     engine = FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + pixels * between)
     out = engine.stylize([real_frame])[0]
     assert (engine.graph_frames, engine.tiled_frames) == (1, 0)

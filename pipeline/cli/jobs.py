@@ -8,17 +8,13 @@ from typing import Any
 
 import click
 
-from .. import stages
-from ..engines import PARAMS as ENGINE_PARAMS
-from ..engines.fast.precision import PRECISIONS
+from .. import engines, stages
 from ..logs import format_seconds
 from ..manifest import Status
 from .app import base
-from .params import RangeType, parse_layers, parse_temporal, with_run_options
+from .params import EngineOptionsCommand, RangeType, parse_temporal, with_run_options
 
-GATYS_PARAMS = ENGINE_PARAMS["gatys"]
-ARBITRARY_PARAMS = ("strength",)  # on the command line; mode and transfer only in a style.toml
-FAST_PARAMS = ENGINE_PARAMS["fast"]
+BUILTIN = engines.BUILTIN.values()
 
 
 @click.command()
@@ -65,40 +61,29 @@ def _report(result: stages.RunResult) -> None:
         sys.exit(1 if result.outcome.failed else 0)
 
 
-@click.command()
+@click.command(cls=EngineOptionsCommand)
 @with_run_options
-@click.option("--style", help="Style name from styles/, a model path, or a painting (an image: arbitrary engine).")
-@click.option("--engine", help="Engine: fast, arbitrary, gatys (default: the style's; arbitrary for an image).")
+@click.option("--style", help="Style name from styles/, a model path, or a painting "
+                              f"(an image: {engines.PAINTING_ENGINE} engine).")
+@click.option("--engine", help=f"Engine: {', '.join(s.name for s in BUILTIN)} "
+                               f"(default: the style's; {engines.PAINTING_ENGINE} for an image).")
 @click.option("--range", "frames", type=RangeType(), help="Frames A-B, 1-based inclusive (default all).")
 @click.option("--max-side", type=click.IntRange(min=16), help="Stylize at most this many pixels on the long side.")
 @click.option("--temporal", "temporal", is_flag=False, flag_value="on", metavar="[W]",
-              help="Video mode: guide each frame by the previous styled one (gatys: on, loss weight 200; "
-                   "fast: off, blend 0.5 when given).")
+              help="Video mode: guide each frame by the previous styled one "
+                   f"({'; '.join(f'{s.name}: {s.video.describe()}' for s in BUILTIN)}).")
 @click.option("--no-temporal", "no_temporal", is_flag=True, help="Stylize every frame independently.")
-@click.option("--net", type=click.Choice(["squeezenet", "vgg19"]), help="gatys: feature network (default squeezenet).")
-@click.option("--iterations", type=click.IntRange(min=1), help="gatys: iterations per frame (default 300; 2x for a cold start).")
-@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), help="gatys: optimizer (default lbfgs).")
-@click.option("--style-weight", type=click.FloatRange(min=0), help="gatys: style loss weight (default 10).")
-@click.option("--content-weight", type=click.FloatRange(min=0), help="gatys: content loss weight (default 1).")
-@click.option("--tv-weight", type=click.FloatRange(min=0), help="gatys: total-variation weight (default 10).")
-@click.option("--init", type=click.Choice(["content", "noise"]), help="gatys: start of a cold frame (default content).")
-@click.option("--seed", type=int, help="gatys: seed of the noise start (--init noise).")
-@click.option("--content-layers", help="gatys: content layers, e.g. fire3,fire5 (default per --net).")
-@click.option("--style-layers", help="gatys: style layers with weights, e.g. conv1:0.5,fire2,fire3 (default per --net).")
-@click.option("--strength", type=click.FloatRange(0, 1),
-              help="arbitrary: how much of the painting's style, 0..1 (default 1; less keeps more of the frame's own).")
-@click.option("--precision", type=click.Choice(PRECISIONS),
-              help="fast: number format of the convolutions (default auto: bf16 on CPUs with AVX-512 BF16/AMX, "
-                   "fp16 on GPUs, else fp32).")
 @click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
 @click.pass_context
 def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
-    """Stylize pending frames in crash-isolated workers; resumable."""
-    params = {k: kw.pop(k) for k in (*GATYS_PARAMS, *ARBITRARY_PARAMS, *FAST_PARAMS)}
-    params["content_layers"] = parse_layers(params["content_layers"], weighted=False)
-    params["style_layers"] = parse_layers(params["style_layers"], weighted=True)
-    options = _run_options(**kw, temporal=parse_temporal(temporal, no_temporal),
-                           params={k: v for k, v in params.items() if v is not None})
+    """Stylize pending frames in crash-isolated workers; resumable. Engine options (from the engines'
+    specs) are flags here too, or params in a style.toml."""
+    params = {}
+    for name, (option, _) in engines.options().items():
+        value = kw.pop(name, None)
+        if value is not None:
+            params[name] = option.parse(value) if option.parse else value
+    options = _run_options(**kw, temporal=parse_temporal(temporal, no_temporal), params=params)
     _report(stages.stylize(base(ctx), job, options))
 
 

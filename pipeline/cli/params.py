@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from .. import resources
+from .. import engines, resources
+from ..engines.spec import Option
 from ..errors import UsageError
 from ..frames import FrameRange, parse_range
 
@@ -21,6 +22,33 @@ class RangeType(click.ParamType):
             return parse_range(str(value))
         except UsageError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def engine_flag(option: Option, owners: list[str]) -> click.Option:
+    """The `vpipe stylize` flag of an engine option, from its spec."""
+    kind: Any = option.type if option.type in (int, float) and option.parse is None else str
+    if option.choices:
+        kind = click.Choice(option.choices)
+    elif kind is int and (option.min is not None or option.max is not None):
+        kind = click.IntRange(None if option.min is None else int(option.min), None if option.max is None else int(option.max))
+    elif kind is float and (option.min is not None or option.max is not None):
+        kind = click.FloatRange(option.min, option.max)
+    default = option.describe_default()
+    help_text = f"{', '.join(owners)}: {option.help}" + (f" (default {default})" if default else "") + "."
+    return click.Option([option.flag, option.name], type=kind, help=help_text)
+
+
+class EngineOptionsCommand(click.Command):
+    """A command that also takes every registered engine's options as flags (read from the specs when it
+    runs, so that a plugin engine registered by VPIPE_ENGINES brings its own), placed before --restart."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        if "engine_flags" not in ctx.meta:
+            ctx.meta["engine_flags"] = [engine_flag(option, owners) for option, owners in engines.options().values()
+                                        if option.cli]
+        at = next((i for i, p in enumerate(params) if p.name == "restart"), len(params))
+        return [*params[:at], *ctx.meta["engine_flags"], *params[at:]]
 
 
 class SizeType(click.ParamType):
@@ -77,22 +105,3 @@ def parse_temporal(value: str | None, off: bool) -> float | bool | None:
     if weight < 0:
         raise UsageError("--temporal: the weight cannot be negative")
     return weight
-
-
-def parse_layers(text: str | None, weighted: bool) -> Any:
-    """"fire3,fire5" -> ["fire3", "fire5"]; with weights "conv1:0.5,fire2" -> {"conv1": 0.5, "fire2": 1.0}."""
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not items:
-        raise UsageError("layer list is empty")
-    if not weighted:
-        return items
-    out = {}
-    for item in items:
-        name, _, weight = item.partition(":")
-        try:
-            out[name] = float(weight) if weight else 1.0
-        except ValueError:
-            raise UsageError(f"layer {item!r}: the weight after ':' must be a number") from None
-    return out

@@ -20,6 +20,7 @@ from pipeline import resources
 from pipeline.engines.fast import precision as precisions
 from pipeline.engines.fast import weights, xnnpack
 from pipeline.engines.fast.padding import MARGIN, pad_to_multiple
+from pipeline.engines.fast.spec import BYTES_PER_PIXEL
 from pipeline.engines.fast.weights import load_net
 from pipeline.errors import UsageError
 
@@ -123,7 +124,7 @@ class FastEngine:
             return None
         from pipeline.engines.fast import tiles
 
-        (h, w), rates = frame.shape[:2], resources.BYTES_PER_PIXEL
+        (h, w), rates = frame.shape[:2], BYTES_PER_PIXEL
         pixels, room = tiles.padded_pixels(h, w), resources.headroom(self.max_memory)
         if pixels * rates["fast_xnnpack" if self.backend == "xnnpack" else "fast"] <= room:
             return None

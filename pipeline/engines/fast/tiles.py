@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipeline import resources
 from pipeline.engines.fast import weights
 from pipeline.engines.fast.padding import MARGIN, pad_to_multiple
+from pipeline.engines.fast.spec import BYTES_PER_PIXEL, TILED_OVERHEAD
 from pipeline.tiles import ramp, starts
 
 if TYPE_CHECKING:
@@ -246,6 +246,6 @@ def core_for(height: int, width: int, headroom: int) -> int:
     (TensorFlow loaded). Measured (bench/bench_memory.py): the whole-frame maps take
     BYTES_PER_PIXEL["fast_tiled"] per pixel, one window (core + 2 x ENCODER_MARGIN on a side) the TF
     graph's ["fast"]; never below MIN_CORE (best effort, not refused here)."""
-    spare = headroom - resources.TILED_OVERHEAD - resources.BYTES_PER_PIXEL["fast_tiled"] * padded_pixels(height, width)
-    side = int(math.sqrt(max(0, spare) / resources.BYTES_PER_PIXEL["fast"])) - 2 * ENCODER_MARGIN
+    spare = headroom - TILED_OVERHEAD - BYTES_PER_PIXEL["fast_tiled"] * padded_pixels(height, width)
+    side = int(math.sqrt(max(0, spare) / BYTES_PER_PIXEL["fast"])) - 2 * ENCODER_MARGIN
     return max(MIN_CORE, side // ALIGN * ALIGN)
