@@ -9,7 +9,6 @@ this process (TensorFlow is imported only then).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ class Row:
     present: bool
     reference: str
     style: styles.Style | None  # None when the style could not be resolved
+    licence: str
 
 
 def rows() -> list[Row]:
@@ -43,11 +43,13 @@ def rows() -> list[Row]:
             style = styles.from_folder(name, config, None)
         except VpipeError as exc:
             data = _quiet_config(name, config)
-            out.append(Row(name, str(data.get("engine", "fast")), str(exc), False, str(data.get("reference", "-")), None))
+            out.append(Row(name, str(data.get("engine", "fast")), str(exc), False, str(data.get("reference", "-")), None,
+                           styles.licence(data)))
             continue
         model = str(style.model) if style.model else "(feature net, per --net)"
         reference = str(style.reference) if style.reference else "-"
-        out.append(Row(name, style.engine, model, style.model is not None or style.engine == "gatys", reference, style))
+        out.append(Row(name, style.engine, model, style.model is not None or style.engine == "gatys", reference, style,
+                       styles.licence(_quiet_config(name, config))))
     return out
 
 
@@ -116,7 +118,6 @@ def render(style: styles.Style, sample: np.ndarray) -> np.ndarray | None:
     """The sample stylized by `style` in this process, or None when the engine is not previewed."""
     if style.engine not in RENDERED or style.model is None:
         return None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from . import engines
 
     options = {**style.params, "threads": 0, "batch": 1}

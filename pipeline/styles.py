@@ -16,7 +16,7 @@ from typing import Any
 
 from . import storage
 from .errors import ModelError, UsageError
-from .models import lookup
+from .models import catalogue, lookup
 
 STYLES_ENV = "VPIPE_STYLES_DIR"
 DEFAULT_STYLE = "wave"
@@ -81,6 +81,17 @@ def available() -> list[str]:
 def engine_model(engine: str) -> Path | None:
     """The model an engine runs for a bare painting, found by the model store (None: the engine has none)."""
     return lookup.find(ENGINE_MODELS[engine]) if engine in ENGINE_MODELS else None
+
+
+PROJECT_LICENCE = "Apache-2.0 (vpipe's own: trained by vpipe train-style from a public-domain painting)"
+
+
+def licence(data: dict[str, Any]) -> str:
+    """What a style's licence allows, in one line: its style.toml's `licence`, else its catalogue model's."""
+    if data.get("licence"):
+        return f"licence: {data['licence']}"
+    entry = catalogue.covering(str(data["model"])) if data.get("model") else None
+    return catalogue.licence_line(entry) if entry else "licence: not stated in its style.toml"
 
 
 def read_config(name: str, config: Path) -> dict[str, Any]:
