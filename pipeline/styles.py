@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from .errors import ModelError, UsageError
 from .models import catalogue, lookup
 
 STYLES_ENV = "VPIPE_STYLES_DIR"
-DEFAULT_STYLE = "wave"
+DEFAULT_STYLE = "starry_night"  # shipped with vpipe: runs on a fresh install, no download
 # Model families per engine, used to find a bare name such as "udnie" in the model store.
 MODEL_FAMILIES = {"fast": "lengstrom_fst"}
 
@@ -70,7 +71,11 @@ def _image_style(path: Path, engine: str | None) -> Style:
 
 
 def styles_dir() -> Path:
-    return Path(os.environ.get(STYLES_ENV) or Path(__file__).resolve().parents[1] / "styles")
+    """$VPIPE_STYLES_DIR, else the shipped styles: package data (pipeline/shipped_styles, a link to the
+    repository's styles/ in a checkout, a copy of it in a wheel)."""
+    if os.environ.get(STYLES_ENV):
+        return Path(os.environ[STYLES_ENV])
+    return Path(str(resources.files("pipeline").joinpath("shipped_styles"))).resolve()
 
 
 def available() -> list[str]:
