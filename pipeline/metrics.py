@@ -10,7 +10,6 @@ style shows up. Both are also given for the source frames as a reference.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -84,7 +83,6 @@ def spread(indices: list[int], count: int) -> list[int]:
 
 def style_distance(style_image: Path, images: list[np.ndarray]) -> list[float]:
     """Gram distance of each image to the style image (SqueezeNet, the gatys defaults)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
     from .engines import features, gatys

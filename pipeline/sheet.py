@@ -9,7 +9,6 @@ this process (TensorFlow is imported only then).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ class Row:
     present: bool
     reference: str
     style: styles.Style | None  # None when the style could not be resolved
+    licence: str
 
 
 def rows() -> list[Row]:
@@ -43,13 +43,13 @@ def rows() -> list[Row]:
         except VpipeError as exc:
             data = _quiet_config(name, config)
             out.append(Row(name, str(data.get("engine", engines.DEFAULT_ENGINE)), str(exc), False,
-                           str(data.get("reference", "-")), None))
+                           str(data.get("reference", "-")), None, styles.licence(data)))
             continue
         spec = engines.spec_of(style.engine)
         chosen = spec.model_option  # the model is picked by an option when the run starts (gatys: --net)
         model = str(style.model) if style.model else f"(per {spec.option(chosen).flag})" if chosen else "-"
         out.append(Row(name, style.engine, model, style.model is not None or chosen is not None,
-                       str(style.reference) if style.reference else "-", style))
+                       str(style.reference) if style.reference else "-", style, styles.licence(_quiet_config(name, config))))
     return out
 
 
@@ -118,7 +118,6 @@ def render(style: styles.Style, sample: np.ndarray) -> np.ndarray | None:
     """The sample stylized by `style` in this process, or None when the engine is not previewed."""
     if not _previewed(style.engine) or style.model is None:
         return None
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     options = {**style.params, "threads": 0, "batch": 1}
     if style.image:
         options["style_image"] = str(style.image)

@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from . import engines, storage
 from .errors import ModelError, UsageError
-from .models import lookup
+from .models import catalogue, lookup
 
 STYLES_ENV = "VPIPE_STYLES_DIR"
-DEFAULT_STYLE = "wave"
+DEFAULT_STYLE = "starry_night"  # shipped with vpipe: runs on a fresh install, no download
 # An image given as --style goes to an engine that takes any painting (engines.PAINTING_ENGINE by default).
 # What a style is for each engine (a painting or a model), the model family a bare name such as "udnie"
 # is found in, and the model run for any painting are in the engine's spec.
@@ -64,7 +65,11 @@ def _image_style(path: Path, engine: str | None) -> Style:
 
 
 def styles_dir() -> Path:
-    return Path(os.environ.get(STYLES_ENV) or Path(__file__).resolve().parents[1] / "styles")
+    """$VPIPE_STYLES_DIR, else the shipped styles: package data (pipeline/shipped_styles, a link to the
+    repository's styles/ in a checkout, a copy of it in a wheel)."""
+    if os.environ.get(STYLES_ENV):
+        return Path(os.environ[STYLES_ENV])
+    return Path(str(resources.files("pipeline").joinpath("shipped_styles"))).resolve()
 
 
 def available() -> list[str]:
@@ -76,6 +81,17 @@ def engine_model(engine: str) -> Path | None:
     """The model an engine runs for a bare painting, found by the model store (None: the engine has none)."""
     name = engines.spec_of(engine).painting_model
     return lookup.find(name) if name else None
+
+
+PROJECT_LICENCE = "Apache-2.0 (vpipe's own: trained by vpipe train-style from a public-domain painting)"
+
+
+def licence(data: dict[str, Any]) -> str:
+    """What a style's licence allows, in one line: its style.toml's `licence`, else its catalogue model's."""
+    if data.get("licence"):
+        return f"licence: {data['licence']}"
+    entry = catalogue.covering(str(data["model"])) if data.get("model") else None
+    return catalogue.licence_line(entry) if entry else "licence: not stated in its style.toml"
 
 
 def read_config(name: str, config: Path) -> dict[str, Any]:

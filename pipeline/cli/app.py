@@ -30,6 +30,9 @@ class Group(click.Group):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
+        except BrokenPipeError:  # `vpipe status | head`: the reader left; stop quietly, as other tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except click.UsageError as exc:  # a bad option: one line too, like every other error
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
             _fail(exc.format_message() + hint, exc.exit_code)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .. import sheet
-from ..models import importer, lookup, store
+from ..models import catalogue, importer, lookup, store
 
 
 def _size(count: int) -> str:
@@ -33,6 +33,7 @@ def list_models(verify: bool) -> None:
         click.echo(f"{entry.name:<28} {found.state:<12} {size:>9}  {entry.what}")
         hint = str(found.where) if found.where else f"get it: vpipe models pull {entry.name}"
         click.echo(f"{'':<28} {'':<12} {'':>9}  {hint}")
+        click.echo(f"{'':<28} {'':<12} {'':>9}  {catalogue.licence_line(entry)}")
 
 
 @models_group.command("pull")
@@ -73,6 +74,7 @@ def styles_command(sheet_path: Path | None, sample: Path | None) -> None:
         click.echo(f"{row.name:<18} {row.engine:<10} {'yes' if row.present else 'no':<8} {row.model}")
         if row.reference != "-":
             click.echo(f"{'':<18} {'':<10} {'':<8} painting: {row.reference}")
+        click.echo(f"{'':<18} {'':<10} {'':<8} {row.licence}")
     if not rows:
         click.echo(f"(no styles in {sheet.styles.styles_dir()})")
     if sheet_path:

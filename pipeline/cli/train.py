@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from pathlib import Path
 
@@ -32,8 +31,10 @@ def _toml(value: object) -> str:
 
 def _style_toml(painting: Path, net: str, plan: object) -> str:
     settings = "".join(f"{k} = {_toml(v)}\n" for k, v in vars(plan).items() if k != "checkpoint_every")
+    licence = f"yours: trained by vpipe train-style from {painting.name}; the painting's own rights apply"
     return (f"# Trained by `vpipe train-style` from {painting.name} with a {net} perceptual loss.\n"
-            f'engine = "fast"\nmodel = "model"\n\n[training]\n{settings}painting = {painting.name!r}\nnet = "{net}"\n')
+            f'engine = "fast"\nmodel = "model"\nlicence = {_toml(licence)}\n\n'
+            f'[training]\n{settings}painting = {painting.name!r}\nnet = "{net}"\n')
 
 
 @click.command("train-style")
@@ -64,7 +65,6 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) or ".." in name:
         raise UsageError(f"style name {name!r} is not allowed: letters, digits, '.', '_' and '-'")
     net_name, weights = _net(net)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from .. import training
     from ..engines import features
 

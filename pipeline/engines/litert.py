@@ -28,7 +28,6 @@ def interpreter(model: Path | bytes, threads: int = 0, allocate: bool = True) ->
     try:
         from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
     except ImportError:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter  # noqa: N806

@@ -35,6 +35,8 @@ class Entry:
     source: str
     location: str  # a file or a folder under a models folder
     files: tuple[Remote, ...]
+    licence: str = "unknown"
+    commercial_use: bool = False  # False: the licence rules out commercial work (shown where it is used)
 
     @property
     def folder(self) -> bool:
@@ -64,7 +66,8 @@ def parse(text: str) -> dict[str, Entry]:
                           for name, item in raw["files"].items())
         else:
             files = (Remote(location, str(raw["url"]), *_digest(raw), raw.get("size")),)
-        out[str(raw["name"])] = Entry(str(raw["name"]), str(raw["what"]), str(raw.get("source", "")), location, files)
+        out[str(raw["name"])] = Entry(str(raw["name"]), str(raw["what"]), str(raw.get("source", "")), location, files,
+                                      str(raw.get("licence", "unknown")), raw.get("commercial_use") is True)
     return out
 
 
@@ -91,6 +94,12 @@ def covering(location: str, known: dict[str, Entry] | None = None) -> Entry | No
         if entry.location == location or any(f.path == location for f in entry.files):
             return entry
     return None
+
+
+def licence_line(entry: Entry) -> str:
+    """One line on what the licence allows, for every listing and for a model's first use."""
+    limit = "" if entry.commercial_use else "; NOT for commercial work"
+    return f"licence: {entry.licence}{limit} (source: {entry.source or 'see catalogue'})"
 
 
 def safe_location(name: str) -> str:

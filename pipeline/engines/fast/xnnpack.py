@@ -7,7 +7,6 @@ TensorFlow.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -33,7 +32,6 @@ def fast_key(arrays: Sequence[np.ndarray], decoder: str) -> str:
 
 def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
     """The fp32 inference net with dynamic frame sizes as a flatbuffer (imports TensorFlow)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     from pipeline.engines.fast import network
