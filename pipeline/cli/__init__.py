@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from .app import main
 from .inspect import doctor, metrics, status, verify
-from .jobs import assemble, retry_failed, split, stylize
+from .jobs import assemble, retry_failed, run, split, stylize
 from .models import models_group, styles_command
 from .train import train_style
 
-for command in (split, stylize, retry_failed, assemble, status, metrics, verify, doctor, models_group, train_style,
+for command in (run, split, stylize, retry_failed, assemble, status, metrics, verify, doctor, models_group, train_style,
                 styles_command):
     main.add_command(command)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,13 @@ BUILTIN = engines.BUILTIN.values()
 @click.option("--format", "fmt", type=click.Choice(["png", "jpg"]), default="png", show_default=True,
               help="Frame files: lossless PNG or faster JPEG.")
 @click.pass_context
-def split(ctx: click.Context, video: Path, job: str | None, fmt: str) -> None:
+def split(ctx: click.Context, video: Path, job: str | None, fmt: str) -> str:
     """Decode VIDEO into numbered frames and create a job."""
     result = stages.split(video, base(ctx), job, fmt)
     info = result.info
     if result.already:
         click.echo(f"job {result.job.name}: already split ({result.frames} frames), nothing to do")
-        return
+        return result.job.name
     w, h = info.display_size
     audio = ", ".join(f"{a.codec}" + (f" ({a.language})" if a.language else "") for a in info.audio) or "none"
     for note in result.notes:
@@ -37,13 +38,14 @@ def split(ctx: click.Context, video: Path, job: str | None, fmt: str) -> None:
     click.echo(f"job {result.job.name}: {result.frames} frames, {w}x{h}, {info.rate} fps"
                f"{f', rotation {info.rotation}' if info.rotation else ''}, audio: {audio}")
     click.echo(f"frames in {result.job.frames_dir}")
+    return result.job.name
 
 
 def _run_options(**kw: Any) -> stages.RunOptions:
     return stages.RunOptions(**{k: v for k, v in kw.items() if v is not None})
 
 
-def _report(result: stages.RunResult) -> None:
+def _report(result: stages.RunResult, stop_on_failed: bool = True) -> None:
     for note in result.notes:
         click.echo(f"note: {note}")
     counts = result.counts
@@ -56,35 +58,48 @@ def _report(result: stages.RunResult) -> None:
                    f"{format_seconds(result.seconds)} ({o.done / max(result.seconds, 1e-6):.2f} frames/s); "
                    f"job total: {counts[Status.DONE]} done, {counts[Status.FAILED]} failed, "
                    f"{counts[Status.PENDING]} pending")
-    if counts[Status.FAILED]:
+    if counts[Status.FAILED] and stop_on_failed:
         click.echo("failed frames: see `vpipe status`, then `vpipe retry-failed`")
         sys.exit(1 if result.outcome.failed else 0)
 
 
-@click.command(cls=EngineOptionsCommand)
-@with_run_options
-@click.option("--style", help="Style name from styles/, a model path, or a painting "
-                              f"(an image: {engines.PAINTING_ENGINE} engine).")
-@click.option("--engine", help=f"Engine: {', '.join(s.name for s in BUILTIN)} "
-                               f"(default: the style's; {engines.PAINTING_ENGINE} for an image).")
-@click.option("--range", "frames", type=RangeType(), help="Frames A-B, 1-based inclusive (default all).")
-@click.option("--max-side", type=click.IntRange(min=16), help="Stylize at most this many pixels on the long side.")
-@click.option("--temporal", "temporal", is_flag=False, flag_value="on", metavar="[W]",
-              help="Video mode: guide each frame by the previous styled one "
-                   f"({'; '.join(f'{s.name}: {s.video.describe()}' for s in BUILTIN)}).")
-@click.option("--no-temporal", "no_temporal", is_flag=True, help="Stylize every frame independently.")
-@click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
-@click.pass_context
-def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
-    """Stylize pending frames in crash-isolated workers; resumable. Engine options (from the engines'
-    specs) are flags here too, or params in a style.toml."""
+def stylize_options(func: Any) -> Any:
+    """The options of `stylize` (shared with `run`); engine options come from EngineOptionsCommand."""
+    options = [
+        click.option("--style", help="Style name from styles/, a model path, or a painting "
+                                     f"(an image: {engines.PAINTING_ENGINE} engine)."),
+        click.option("--engine", help=f"Engine: {', '.join(s.name for s in BUILTIN)} "
+                                      f"(default: the style's; {engines.PAINTING_ENGINE} for an image)."),
+        click.option("--range", "frames", type=RangeType(), help="Frames A-B, 1-based inclusive (default all)."),
+        click.option("--max-side", type=click.IntRange(min=16), help="Stylize at most this many pixels on the long side."),
+        click.option("--temporal", "temporal", is_flag=False, flag_value="on", metavar="[W]",
+                     help="Video mode: guide each frame by the previous styled one "
+                          f"({'; '.join(f'{s.name}: {s.video.describe()}' for s in BUILTIN)})."),
+        click.option("--no-temporal", "no_temporal", is_flag=True, help="Stylize every frame independently."),
+        click.option("--restart", is_flag=True, help="Discard styled frames made with other settings."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return with_run_options(func)
+
+
+def _stylize_options(temporal: str | None, no_temporal: bool, kw: dict[str, Any]) -> stages.RunOptions:
+    """What the stylize options say, engine options parsed by their specs."""
     params = {}
     for name, (option, _) in engines.options().items():
         value = kw.pop(name, None)
         if value is not None:
             params[name] = option.parse(value) if option.parse else value
-    options = _run_options(**kw, temporal=parse_temporal(temporal, no_temporal), params=params)
-    _report(stages.stylize(base(ctx), job, options))
+    return _run_options(**kw, temporal=parse_temporal(temporal, no_temporal), params=params)
+
+
+@click.command(cls=EngineOptionsCommand)
+@stylize_options
+@click.pass_context
+def stylize(ctx: click.Context, temporal: str | None, no_temporal: bool, job: str | None, **kw: Any) -> None:
+    """Stylize pending frames in crash-isolated workers; resumable. Engine options (from the engines'
+    specs) are flags here too, or params in a style.toml."""
+    _report(stages.stylize(base(ctx), job, _stylize_options(temporal, no_temporal, kw)))
 
 
 @click.command("retry-failed")
@@ -109,3 +124,36 @@ def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int,
         click.echo(f"note: {result.filled} missing frames filled with the original frames")
     click.echo(f"job {result.job.name}: {result.frames} frames, {result.audio_streams} audio streams")
     click.echo(str(result.output))
+
+
+def _retry_options(options: stages.RunOptions) -> stages.RunOptions:
+    """A retry runs on the job's stored style settings: only where and how to run carries over."""
+    return dataclasses.replace(options, style=None, engine=None, params={}, temporal=None, restart=False,
+                               max_side=None)
+
+
+@click.command("run", cls=EngineOptionsCommand)
+@click.argument("video", type=click.Path(path_type=Path))
+@stylize_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Output file (default jobs/NAME/output.mp4).")
+@click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
+@click.option("--fill", type=click.Choice(["fail", "original"]), default="fail", show_default=True,
+              help="Frames still failed after one retry: stop before assembling, or use the source frames.")
+@click.pass_context
+def run(ctx: click.Context, video: Path, temporal: str | None, no_temporal: bool, job: str | None,
+        output: Path | None, crf: int, fill: str, **kw: Any) -> None:
+    """Split VIDEO (or reuse its job), stylize it, retry the failed frames once, assemble: one command for a
+    film, resumable by running it again. Exit codes as the parts (1: frames still failed)."""
+    options = _stylize_options(temporal, no_temporal, kw)
+    name = ctx.invoke(split, video=video, job=job, fmt="png")
+    result = stages.stylize(base(ctx), name, options)
+    _report(result, stop_on_failed=False)
+    if result.counts[Status.FAILED]:
+        retry = stages.stylize(base(ctx), name, _retry_options(options), retry_failed=True)
+        _report(retry, stop_on_failed=False)
+        if retry.counts[Status.FAILED] and fill == "fail":
+            click.echo(f"job {name}: {retry.counts[Status.FAILED]} frames still failed after one retry: see "
+                       "`vpipe status`; `vpipe run` again retries them, or add --fill original to use the source frames")
+            sys.exit(1)
+    ctx.invoke(assemble, job=name, output=output, crf=crf, fill=fill)
