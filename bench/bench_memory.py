@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pipeline import resources, storage, tiles  # noqa: E402
+from pipeline.executors.protocol import Kind, WorkerConfig, decode_event, encode_chunk, encode_config  # noqa: E402
 from pipeline.frames import frame_name  # noqa: E402
 from pipeline.metrics import psnr  # noqa: E402
 
@@ -157,7 +157,7 @@ def status_kb(pid: int, key: str) -> int:
     return 0
 
 
-def worker_peak(engine: str, model: Path, options: dict, frame: np.ndarray, work: Path) -> dict:
+def worker_peak(engine: str, model: Path, options: dict, budget: int, frame: np.ndarray, work: Path) -> dict:
     """Run the real worker on one frame; its RSS once loaded, its peak RSS and the frame's seconds."""
     frames, styled = work / "frames", work / "styled"
     for folder in (frames, styled):
@@ -165,24 +165,26 @@ def worker_peak(engine: str, model: Path, options: dict, frame: np.ndarray, work
         for old in folder.iterdir():
             old.unlink()
     storage.publish(frames / frame_name(1, 6, "png"), storage.encode(frame, "png"))
-    config = {"engine": engine, "model": str(model), "frames_dir": str(frames), "styled_dir": str(styled),
-              "name_width": 6, "ext": "png", "max_side": None, "temporal": None, "options": options}
+    config = WorkerConfig(engine=engine, model=str(model), frames_dir=str(frames), styled_dir=str(styled),
+                          name_width=6, ext="png", options={**options, "batch": 1}, threads=2, max_memory=budget)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=open(work / "worker.log", "ab"), text=True, env=env)
     assert proc.stdin and proc.stdout
-    proc.stdin.write(json.dumps(config) + "\n")
+    proc.stdin.write(encode_config(config))
     proc.stdin.flush()
     result: dict = {}
     for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "ready":
+        event = decode_event(line, 0)
+        if event is None:
+            continue
+        if event.kind == Kind.READY:
             result["loaded"] = status_kb(proc.pid, "VmRSS")
-            proc.stdin.write(json.dumps({"frames": [1]}) + "\n")
+            proc.stdin.write(encode_chunk([1]))
             proc.stdin.flush()
-        elif event["event"] in ("done", "failed", "fatal"):
-            result.update(event)
-        elif event["event"] == "chunk_end":
+        elif event.kind in (Kind.DONE, Kind.FAILED, Kind.FATAL):
+            result.update(event.data, event=event.kind)
+        elif event.kind == Kind.CHUNK_END:
             break
     result["peak"] = status_kb(proc.pid, "VmHWM")
     proc.stdin.close()
@@ -208,7 +210,6 @@ def save_border(styled: np.ndarray, core: int, path: Path) -> None:
 def peaks(work: Path, out_dir: Path, quick: bool) -> None:
     default = resources.default_budget(1, resources.available_memory())
     small = 2 * resources.GiB
-    threads = {"threads": 2, "batch": 1}
     runs = [("fast", WAVE, {}, size, budget) for size in SIZES for budget in (default, small)]
     runs += [("arbitrary", MAGENTA, {"style_image": str(PAINTING)}, size, default) for size in SIZES]
     runs += [("gatys", SQUEEZENET, {"style_image": str(PAINTING), "net": "squeezenet", "iterations": 3}, size, default)
@@ -225,9 +226,9 @@ def peaks(work: Path, out_dir: Path, quick: bool) -> None:
         except Exception as exc:  # noqa: BLE001 - the refusal is the result
             print(f"  {engine:<10} {size:<8} {resources.human(budget):>9} {'':>9} {'refused':>9} {'':>6} {'':>8}  {exc}")
             continue
-        r = worker_peak(engine, model, {**options, **threads, "max_memory": budget}, photo(h, w), work)
+        r = worker_peak(engine, model, options, budget, photo(h, w), work)
         extra = (r["peak"] - r["loaded"]) / (h * w)
-        note = r.get("message", "") if r.get("event") != "done" else ""
+        note = r.get("message", "") if r.get("event") != Kind.DONE else ""
         log = (work / "worker.log").read_text(errors="replace").splitlines()
         tiled = [line for line in log if "in tiles" in line]
         note = next((line.strip() for line in log if "on the TF graph" in line), note)

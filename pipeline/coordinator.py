@@ -14,22 +14,8 @@ from typing import Any, Protocol
 
 from . import faults
 from .errors import DiskFullError, Interrupted, VpipeError
-from .executors.local import Event, describe_exit
+from .executors.protocol import Event, Executor, Kind, describe_exit
 from .manifest import ErrorKind, Manifest
-
-
-class Worker(Protocol):
-    @property
-    def pid(self) -> int: ...  # changes whenever the slot gets a fresh worker
-
-
-class Executor(Protocol):
-    size: int
-
-    def submit(self, slot: int, frames: list[int]) -> Worker: ...
-    def next_event(self, timeout: float) -> Event | None: ...
-    def kill(self, slot: int) -> None: ...
-    def shutdown(self) -> None: ...
 
 
 class Reporter(Protocol):
@@ -123,14 +109,14 @@ class Coordinator:
     def _handle(self, event: Event) -> None:
         slot = self.slots[event.slot]
         data = event.data
-        if event.kind == "ready":
+        if event.kind == Kind.READY:
             slot.ready, slot.since = True, time.monotonic()
-        elif event.kind == "start":
+        elif event.kind == Kind.START:
             slot.current, slot.since = int(data["frame"]), time.monotonic()
             self.manifest.mark_started(slot.current)
-        elif event.kind == "done":
+        elif event.kind == Kind.DONE:
             self._done(slot, int(data["frame"]), float(data["seconds"]), str(data["hash"]), data.get("stats"))
-        elif event.kind == "failed":
+        elif event.kind == Kind.FAILED:
             frame = int(data["frame"])
             self._forget(slot, frame)
             if data["kind"] == ErrorKind.DISK_FULL:
@@ -139,13 +125,13 @@ class Coordinator:
                                           "free some space and run the same command to resume")
             else:
                 self._attempt_failed(slot, frame, ErrorKind(data["kind"]), str(data["message"]))
-        elif event.kind == "chunk_end":
+        elif event.kind == Kind.CHUNK_END:
             self._end_chunk(slot)
-        elif event.kind == "fatal":
+        elif event.kind == Kind.FATAL:
             self.stop = VpipeError(f"the engine could not be loaded: {data['message']}")
-        elif event.kind == "exit" and data["pid"] == slot.pid:
+        elif event.kind == Kind.EXIT and data["pid"] == slot.pid:
             self._worker_died(slot, data)
-        elif event.kind == "retired" and data["pid"] == slot.pid:
+        elif event.kind == Kind.RETIRED and data["pid"] == slot.pid:
             self._retire(slot, str(data["reason"]))
 
     def _done(self, slot: Slot, frame: int, seconds: float, digest: str, stats: dict[str, Any] | None) -> None:
@@ -189,8 +175,8 @@ class Coordinator:
         # dies before its engine loaded only hands its chunk back, like a slot that was never placed.
         lost = bool(data.get("lost"))
         stderr_tail = str(data.get("stderr_tail") or "")
-        kind, reason = ("timeout", f"no result within {self.limits.frame_timeout:g} s") if slot.timed_out \
-            else ("crashed", str(data["reason"])) if lost else describe_exit(int(data["returncode"]))
+        kind, reason = (ErrorKind.TIMEOUT, f"no result within {self.limits.frame_timeout:g} s") if slot.timed_out \
+            else (ErrorKind.CRASHED, str(data["reason"])) if lost else describe_exit(int(data["returncode"]))
         slot.pid = None
         if not slot.ready and not slot.timed_out and not lost:
             self.stop = VpipeError(f"a worker failed while loading the engine ({reason})"
@@ -204,7 +190,7 @@ class Coordinator:
         rest = [f for f in slot.remaining if f != in_flight]
         slot.remaining = []
         if in_flight is not None:
-            self._attempt_failed(slot, in_flight, ErrorKind(kind), reason)
+            self._attempt_failed(slot, in_flight, kind, reason)
         if rest:
             self.queue.appendleft(rest)
         self._end_chunk(slot)

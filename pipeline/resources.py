@@ -79,11 +79,6 @@ def default_budget(workers: int, available: int | None) -> int:
     return max(DEFAULT_FLOOR, min(DEFAULT_CAP, share))
 
 
-def run_budget(asked: int | None, workers: int) -> int:
-    """The budget of one worker in this run: --max-memory, else the machine's default."""
-    return asked if asked is not None else default_budget(workers, available_memory())
-
-
 def working_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """The (width, height) a worker stylizes a width x height frame at (what pipeline.worker.fit resizes to)."""
     if not max_side or max(width, height) <= max_side:

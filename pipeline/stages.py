@@ -197,17 +197,18 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.max_memory, options.gpus_per_worker, options.ray_address)
     executor = executors.create(where, config, env, job.worker_logs, job.root)
-    workers = executor.size
+    plan = executor.plan
+    workers = plan.workers
     size = resources.working_size(*probe.VideoInfo.from_dict(manifest.meta("video")).display_size,
                                   settings.get("max_side"))
     try:
-        resources.check_budget(settings["engine"], *size, config["options"]["max_memory"])
+        resources.check_budget(settings["engine"], *size, plan.max_memory)
     except UsageError:
         executor.shutdown()
         raise
     log = RunLog(job.log_path, len(todo), job.name)
-    log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=config["options"]["threads"],
-              max_memory=config["options"]["max_memory"], executor=options.executor, engine=settings["engine"],
+    log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=plan.threads,
+              max_memory=plan.max_memory, executor=options.executor, engine=settings["engine"],
               style=settings["style"])
 
     def file_ok(frame: int) -> bool:

@@ -1,8 +1,8 @@
 """`python -m pipeline.worker`: a crash-isolated process that stylizes the frames it is sent.
 
-Protocol (JSON lines). stdin: one config line, then one line per chunk {"frames": [...]}.
-stdout: {"event": "ready"} once the engine is loaded; per frame {"event": "start", "frame": i}
-then {"event": "done", ...} or {"event": "failed", ...}; {"event": "chunk_end"} after a chunk.
+Protocol (JSON lines, executors/protocol.py). stdin: one WorkerConfig line, then one line per chunk.
+stdout: `ready` once the engine is loaded; per frame `start`, then `done` or `failed`; `chunk_end`
+after a chunk; `fatal` instead of `ready` when the engine cannot be loaded.
 The worker never touches the manifest. It exits as soon as stdin closes, and the kernel kills it
 if its parent dies, so no worker outlives its coordinator.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import json
 import os
 import queue
 import signal
@@ -28,7 +27,9 @@ import cv2
 import numpy as np
 
 from . import engines, faults, resources, storage
+from .executors.protocol import Kind, WorkerConfig, decode_chunk, decode_config, encode_event
 from .frames import frame_name
+from .manifest import ErrorKind
 from .temporal import Sequence, Temporal
 
 
@@ -105,20 +106,20 @@ class Prefetch:
 
 
 class Worker:
-    def __init__(self, config: dict[str, Any], out: IO[str]) -> None:
+    def __init__(self, config: WorkerConfig, out: IO[str]) -> None:
         self.config = config
         self.out = out
-        self.frames_dir = Path(config["frames_dir"])
-        self.styled_dir = Path(config["styled_dir"])
-        self.width = int(config["name_width"])
-        self.ext = str(config["ext"])
-        self.max_side = config.get("max_side")
-        self.engine = engines.load(config["engine"], Path(config["model"]), config.get("options", {}))
-        self.sequence = Sequence(self.engine, Temporal.from_config(config.get("temporal")),
+        self.frames_dir = Path(config.frames_dir)
+        self.styled_dir = Path(config.styled_dir)
+        self.width = int(config.name_width)
+        self.ext = str(config.ext)
+        self.max_side = config.max_side
+        self.engine = engines.load(config.engine, Path(config.model), config.engine_options())
+        self.sequence = Sequence(self.engine, Temporal.from_config(config.temporal),
                                  self.working_frame, self.done_frame)
 
-    def emit(self, event: str, **fields: Any) -> None:
-        self.out.write(json.dumps({"event": event, **fields}) + "\n")
+    def emit(self, event: Kind, /, **fields: Any) -> None:
+        self.out.write(encode_event(event, **fields))
 
     def run_chunk(self, frames: list[int]) -> None:
         source = Prefetch(self.source_frame, frames)
@@ -126,11 +127,11 @@ class Worker:
             self._run_frames(frames, source)
         finally:
             source.close()
-        self.emit("chunk_end")
+        self.emit(Kind.CHUNK_END)
 
     def _run_frames(self, frames: list[int], source: Prefetch) -> None:
         for index in frames:
-            self.emit("start", frame=index)
+            self.emit(Kind.START, frame=index)
             started = time.monotonic()
             out_of_memory = False
             try:
@@ -138,16 +139,17 @@ class Worker:
             except MemoryError:  # reported below, once leaving here freed what its traceback holds
                 out_of_memory = True
             except OSError as exc:
-                kind = "disk_full" if exc.errno == errno.ENOSPC else "exception"
-                self.emit("failed", frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
+                kind = ErrorKind.DISK_FULL if exc.errno == errno.ENOSPC else ErrorKind.EXCEPTION
+                self.emit(Kind.FAILED, frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
             except Exception as exc:  # noqa: BLE001 - any engine error fails this frame only
                 traceback.print_exc(file=sys.stderr)
-                kind = "out_of_memory" if resources.is_out_of_memory(exc) else "exception"
-                self.emit("failed", frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
+                kind = ErrorKind.OUT_OF_MEMORY if resources.is_out_of_memory(exc) else ErrorKind.EXCEPTION
+                self.emit(Kind.FAILED, frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
             else:
-                self.emit("done", frame=index, seconds=round(time.monotonic() - started, 4), hash=digest, stats=stats)
+                self.emit(Kind.DONE, frame=index, seconds=round(time.monotonic() - started, 4), hash=digest, stats=stats)
             if out_of_memory:
-                self.emit("failed", frame=index, kind="out_of_memory", message=resources.out_of_memory_message())
+                self.emit(Kind.FAILED, frame=index, kind=ErrorKind.OUT_OF_MEMORY,
+                          message=resources.out_of_memory_message())
 
     def source_frame(self, index: int) -> np.ndarray:
         return storage.read_rgb(self.frames_dir / frame_name(index, self.width, self.ext))
@@ -176,19 +178,18 @@ def main() -> int:
     out = _protocol_channel()
     _die_with_parent()
     lines = _stdin_lines()
-    config = json.loads(lines.get())
+    config = decode_config(lines.get())
     try:
         resources.apply_memory_limit()
         worker = Worker(config, out)
     except Exception as exc:  # noqa: BLE001 - reported as one line, the coordinator stops the run
         traceback.print_exc(file=sys.stderr)
         message = resources.out_of_memory_message() if resources.is_out_of_memory(exc) else str(exc)
-        out.write(json.dumps({"event": "fatal", "message": message or type(exc).__name__}) + "\n")
+        out.write(encode_event(Kind.FATAL, message=message or type(exc).__name__))
         return 1
-    worker.emit("ready", pid=os.getpid())
+    worker.emit(Kind.READY, pid=os.getpid())
     while True:
-        task = json.loads(lines.get())
-        worker.run_chunk([int(i) for i in task["frames"]])
+        worker.run_chunk(decode_chunk(lines.get()))
 
 
 if __name__ == "__main__":

@@ -8,14 +8,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import resources
 from ..errors import UsageError
 from .local import LocalExecutor
+from .plan import Plan, plan
+from .protocol import WorkerConfig
 
 if TYPE_CHECKING:
     from .ray import RayExecutor
+
+__all__ = ["Placement", "Plan", "WorkerConfig", "create", "plan"]
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,9 @@ class Placement:
     ray_address: str | None = None  # ray only: auto, HOST:PORT, or None to start a local Ray instance
 
 
-def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path,
+def create(where: Placement, config: WorkerConfig, env: dict[str, str], logs: Path,
            job_root: Path) -> LocalExecutor | RayExecutor:
-    """The executor for a run; config["options"] gets "threads" and "max_memory" once the worker count is known."""
+    """The executor for a run: its plan first (executor.plan), then its workers' config with that plan."""
     if where.executor == "ray":
         return _ray(where, config, env, logs, job_root)
     if where.gpus_per_worker is not None:
@@ -43,24 +47,22 @@ def create(where: Placement, config: dict[str, Any], env: dict[str, str], logs: 
     gpus = 0 if where.device == "cpu" else resources.gpu_count()
     if where.device == "gpu" and not gpus:
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
-    workers, config["options"]["threads"] = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, where.workers,
-                                                                   where.threads)
-    config["options"]["max_memory"] = resources.run_budget(where.max_memory, workers)
+    run_plan = plan(len(os.sched_getaffinity(0)), gpus, resources.available_memory(), where.workers, where.threads,
+                    where.max_memory)
     env = {**env, "CUDA_VISIBLE_DEVICES": "-1"} if not gpus else env
-    return LocalExecutor(config, workers, env, logs, gpus=gpus)
+    return LocalExecutor(config.planned(run_plan), run_plan, env, logs)
 
 
-def _ray(where: Placement, config: dict[str, Any], env: dict[str, str], logs: Path, job_root: Path) -> RayExecutor:
+def _ray(where: Placement, config: WorkerConfig, env: dict[str, str], logs: Path, job_root: Path) -> RayExecutor:
     from . import ray as ray_executor  # a one-line UsageError when the extra is not installed
 
     cluster = ray_executor.connect(where.ray_address)
     try:
         workers, gpus = ray_executor.placement(cluster, where.device, where.workers, where.gpus_per_worker)
-        # the coordinator cannot see the nodes' cores: the local rule on this machine's cores
-        config["options"]["threads"] = resources.plan_workers(len(os.sched_getaffinity(0)), gpus, workers,
-                                                              where.threads)[1]
-        config["options"]["max_memory"] = resources.run_budget(where.max_memory, workers)
-        return ray_executor.RayExecutor(config, workers, env, logs, job_root, cluster, gpus)
+        # the coordinator cannot see the nodes' cores or memory: planned with this machine's
+        run_plan = plan(len(os.sched_getaffinity(0)), gpus, resources.available_memory(), workers, where.threads,
+                        where.max_memory)
+        return ray_executor.RayExecutor(config.planned(run_plan), run_plan, env, logs, job_root, cluster)
     except BaseException:
         if cluster.started:
             ray_executor.ray.shutdown()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import signal
@@ -10,9 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
+
+from .plan import Plan
+from .protocol import Event, Kind, WorkerConfig, decode_event, describe_exit, encode_chunk, encode_config
 
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -22,30 +24,10 @@ def worker_pythonpath(existing: str | None) -> str:
     return os.pathsep.join(filter(None, [PACKAGE_ROOT, existing]))
 
 
-@dataclass(frozen=True)
-class Event:
-    slot: int
-    kind: str  # ready | start | done | failed | chunk_end | fatal | exit
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-def describe_exit(returncode: int) -> tuple[str, str]:
-    """(error kind, readable reason) for a worker that exited on its own or by a signal."""
-    if returncode < 0:
-        sig = -returncode
-        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
-        if sig == signal.SIGSEGV:
-            return "segfault", f"worker died with {name} (segmentation fault)"
-        if sig == signal.SIGKILL:
-            return "killed", f"worker was killed with {name} (likely out of memory)"
-        return "crashed", f"worker died with {name}"
-    return "crashed", f"worker exited with code {returncode}"
-
-
 class WorkerProcess:
     """One `python -m pipeline.worker`; a reader thread turns its stdout lines into events."""
 
-    def __init__(self, slot: int, config: dict[str, Any], env: dict[str, str], log: Path,
+    def __init__(self, slot: int, config: WorkerConfig, env: dict[str, str], log: Path,
                  events: queue.Queue[Event]) -> None:
         self.slot = slot
         self.log = log
@@ -58,16 +40,16 @@ class WorkerProcess:
         self.started = time.monotonic()
         self._events = events
         self._stdin: IO[str] = self.proc.stdin  # type: ignore[assignment]
-        self._write(config)
+        self._write(encode_config(config))
         threading.Thread(target=self._read, daemon=True).start()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def _write(self, message: dict[str, Any]) -> None:
+    def _write(self, line: str) -> None:
         try:
-            self._stdin.write(json.dumps(message) + "\n")
+            self._stdin.write(line)
             self._stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # it died; the reader thread reports the exit
@@ -75,17 +57,15 @@ class WorkerProcess:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            self._events.put(Event(self.slot, str(message.pop("event")), message))
+            event = decode_event(line, self.slot)
+            if event is not None:
+                self._events.put(event)
         returncode = self.proc.wait()
-        self._events.put(Event(self.slot, "exit", {"returncode": returncode, "pid": self.pid,
-                                                   "stderr_tail": self.stderr_tail()}))
+        self._events.put(Event(self.slot, Kind.EXIT, {"returncode": returncode, "pid": self.pid,
+                                                      "stderr_tail": self.stderr_tail()}))
 
     def send(self, frames: list[int]) -> None:
-        self._write({"frames": frames})
+        self._write(encode_chunk(frames))
 
     def kill(self) -> None:
         try:
@@ -101,7 +81,7 @@ class WorkerProcess:
         return " | ".join(line.strip() for line in text[-lines:])
 
 
-def preflight(config: dict[str, Any], env: dict[str, str], timeout: float = 300.0) -> str | None:
+def preflight(config: WorkerConfig, env: dict[str, str], timeout: float = 300.0) -> str | None:
     """Load the engine once in a throwaway worker: None when it loads, else its one-line reason.
 
     Used before an action that cannot be undone (--restart discarding styled frames), so that a
@@ -109,24 +89,21 @@ def preflight(config: dict[str, Any], env: dict[str, str], timeout: float = 300.
     """
     env = {**env, "CUDA_VISIBLE_DEVICES": "-1",
            "PYTHONPATH": worker_pythonpath(env.get("PYTHONPATH"))}
-    config = {**config, "options": {**config.get("options", {}), "threads": 1}}
+    config = replace(config, threads=1)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True)
     assert proc.stdin is not None and proc.stdout is not None
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
-        proc.stdin.write(json.dumps(config) + "\n")
+        proc.stdin.write(encode_config(config))
         proc.stdin.flush()
         for line in proc.stdout:
-            try:
-                message = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if message.get("event") == "ready":
+            event = decode_event(line, 0)
+            if event is not None and event.kind == Kind.READY:
                 return None
-            if message.get("event") == "fatal":
-                return str(message.get("message"))
+            if event is not None and event.kind == Kind.FATAL:
+                return str(event.data.get("message"))
         return describe_exit(proc.wait())[1]
     finally:
         timer.cancel()
@@ -137,13 +114,13 @@ def preflight(config: dict[str, Any], env: dict[str, str], timeout: float = 300.
 class LocalExecutor:
     """N worker slots on this machine. A slot gets a fresh process whenever its last one died."""
 
-    def __init__(self, config: dict[str, Any], workers: int, env: dict[str, str], logs: Path,
-                 gpus: int = 0) -> None:
+    def __init__(self, config: WorkerConfig, plan: Plan, env: dict[str, str], logs: Path) -> None:
         self.config = config
-        self.size = workers
+        self.plan = plan
+        self.size = plan.workers
         self.env = {**env, "PYTHONPATH": worker_pythonpath(env.get("PYTHONPATH"))}
         self.logs = logs
-        self.gpus = gpus
+        self.gpus = plan.gpus
         self.events: queue.Queue[Event] = queue.Queue()
         self.procs: dict[int, WorkerProcess] = {}
 
@@ -165,7 +142,7 @@ class LocalExecutor:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
             return None
-        if event.kind == "exit" and self.procs.get(event.slot) and self.procs[event.slot].pid == event.data["pid"]:
+        if event.kind == Kind.EXIT and self.procs.get(event.slot) and self.procs[event.slot].pid == event.data["pid"]:
             del self.procs[event.slot]
         return event
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import JobError, UsageError, VpipeError
-from .local import Event, worker_pythonpath
+from .local import worker_pythonpath
+from .plan import Plan
+from .protocol import Event, Kind, WorkerConfig, decode_event
 from .ray_node import TOKEN_FILE, SlotActor, Spec, chunk_task
 
 try:
@@ -105,8 +107,11 @@ class RayExecutor:
     # (bench/bench_ray.py measures it), kept so the choice stays measurable.
     per_chunk = False
 
-    def __init__(self, config: dict[str, Any], workers: int, env: dict[str, str], logs: Path, job_root: Path,
-                 cluster: Cluster, gpus_per_worker: int = 0) -> None:
+    def __init__(self, config: WorkerConfig, plan: Plan, env: dict[str, str], logs: Path, job_root: Path,
+                 cluster: Cluster) -> None:
+        workers, gpus_per_worker = plan.workers, plan.gpus
+        self.config = config
+        self.plan = plan
         self.size = workers
         self.cluster = cluster
         self.gpus = gpus_per_worker
@@ -145,10 +150,10 @@ class RayExecutor:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
             return None
-        if event.kind == "refused":
+        if event.kind == Kind.REFUSED:
             raise JobError(str(event.data["message"]))
         handle = self.handles.get(event.slot)
-        if event.kind in ("exit", "retired") and handle and handle.pid == event.data["pid"]:
+        if event.kind in (Kind.EXIT, Kind.RETIRED) and handle and handle.pid == event.data["pid"]:
             self._drop(event.slot)
         return event
 
@@ -179,26 +184,26 @@ class RayExecutor:
                     return
                 stream = handle.actor.run.remote(frames)
             for ref in stream:
-                data = ray.get(ref)
-                kind = str(data.pop("kind"))
-                if kind == "exit":
-                    data["pid"] = handle.pid
-                self.events.put(Event(slot, kind, data))
+                event = decode_event(ray.get(ref), slot)
+                if event is not None and event.kind == Kind.EXIT:  # the run-unique number, not the node's pid
+                    event = Event(slot, Kind.EXIT, {**event.data, "pid": handle.pid})
+                if event is not None:
+                    self.events.put(event)
         except RayError as exc:
-            self.events.put(Event(slot, "exit", {"returncode": -9, "pid": handle.pid, "lost": True,
+            self.events.put(Event(slot, Kind.EXIT, {"returncode": -9, "pid": handle.pid, "lost": True,
                                                  "reason": f"Ray worker lost ({lost_reason(exc)})"}))
 
     def _placed(self, slot: int, handle: Handle) -> bool:
         hello = handle.actor.hello.remote()
         ready, _ = ray.wait([hello], timeout=self.placement_timeout)
         if not ready:
-            self.events.put(Event(slot, "retired", {"pid": handle.pid, "reason": (
+            self.events.put(Event(slot, Kind.RETIRED, {"pid": handle.pid, "reason": (
                 f"Ray could not place a worker within {self.placement_timeout:g} s "
                 f"(needs 1 CPU{f' and {self.gpus} GPUs' if self.gpus else ''} on a node)")}))
             return False
         refusal = ray.get(hello)
         if refusal:
-            self.events.put(Event(slot, "refused", {"message": refusal}))
+            self.events.put(Event(slot, Kind.REFUSED, {"message": refusal}))
             return False
         handle.placed = True
         return True

@@ -1,4 +1,4 @@
-"""What runs on a Ray node: the same `python -m pipeline.worker` as locally, relayed as small events.
+"""What runs on a Ray node: the same `python -m pipeline.worker` as locally, its events relayed as protocol lines.
 
 The relay never stylizes anything itself: a frame that segfaults kills the worker subprocess, not
 the Ray actor, so its exit code reaches the coordinator exactly as it does locally. Only metadata
@@ -13,9 +13,9 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .local import Event, WorkerProcess, worker_pythonpath
+from .local import WorkerProcess, worker_pythonpath
+from .protocol import CHUNK_OVER, Event, Kind, WorkerConfig, encode_event
 
 TOKEN_FILE = ".ray-token"
 
@@ -24,7 +24,7 @@ TOKEN_FILE = ".ray-token"
 class Spec:
     """Everything a node needs to start a worker; plain data, sent once per actor or task."""
 
-    config: dict[str, Any]
+    config: WorkerConfig
     env: dict[str, str]  # set for the worker on top of the node's own environment
     log: str
     job_root: str
@@ -48,13 +48,13 @@ def start_worker(spec: Spec, events: queue.Queue[Event]) -> WorkerProcess:
     return WorkerProcess(0, spec.config, env, Path(spec.log), events)
 
 
-def relay(worker: WorkerProcess, events: queue.Queue[Event], frames: list[int]) -> Iterator[dict[str, Any]]:
-    """Send one chunk; yield the worker's events up to the end of the chunk or its exit."""
+def relay(worker: WorkerProcess, events: queue.Queue[Event], frames: list[int]) -> Iterator[str]:
+    """Send one chunk; yield the worker's events (protocol lines) up to the end of the chunk or its exit."""
     worker.send(frames)
     while True:
         event = events.get()
-        yield {"kind": event.kind, **event.data}
-        if event.kind in ("chunk_end", "exit"):
+        yield encode_event(event.kind, **event.data)
+        if event.kind in CHUNK_OVER:
             return
 
 
@@ -72,16 +72,16 @@ class SlotActor:
         """Answers once the actor is placed and started; the refusal when the job folder is not shared."""
         return self.refusal
 
-    def run(self, frames: list[int]) -> Iterator[dict[str, Any]]:
+    def run(self, frames: list[int]) -> Iterator[str]:
         assert self.worker is not None
         yield from relay(self.worker, self.events, frames)
 
 
-def chunk_task(spec: Spec, frames: list[int]) -> Iterator[dict[str, Any]]:
+def chunk_task(spec: Spec, frames: list[int]) -> Iterator[str]:
     """The task variant (a fresh worker, so a model load, per chunk): kept to measure against the actor."""
     refusal = storage_refusal(spec.job_root, spec.token)
     if refusal:
-        yield {"kind": "refused", "message": refusal}
+        yield encode_event(Kind.REFUSED, message=refusal)
         return
     events: queue.Queue[Event] = queue.Queue()
     worker = start_worker(spec, events)

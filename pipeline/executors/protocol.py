@@ -1,0 +1,146 @@
+"""What a coordinator and its workers say to each other, in one place.
+
+The wire is JSON lines. stdin of a worker: one config line (a WorkerConfig), then one line per chunk
+{"frames": [...]}. stdout of a worker: {"event": kind, ...} lines. The worker, the local executor and
+the Ray node all read and write them through the encode/decode pairs here, and the coordinator sees
+only Events; `exit`, `retired` and `refused` are made by the executors themselves, never by a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..manifest import ErrorKind
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+
+class Kind(StrEnum):
+    READY = "ready"  # the engine loaded; {pid}
+    START = "start"  # {frame}: the worker began this frame
+    DONE = "done"  # {frame, seconds, hash, stats}: the styled file is published
+    FAILED = "failed"  # {frame, kind (an ErrorKind), message}: this frame only, the worker goes on
+    CHUNK_END = "chunk_end"  # the worker is through its chunk and waits for the next
+    FATAL = "fatal"  # {message}: the engine could not be loaded; the worker exits
+    EXIT = "exit"  # executor: the worker ended; {pid, returncode, stderr_tail} or, lost on Ray, {lost, reason}
+    RETIRED = "retired"  # executor (Ray): no worker could be placed for this slot; {pid, reason}
+    REFUSED = "refused"  # executor (Ray): a node cannot see the job folder; {message}
+
+
+CHUNK_OVER = (Kind.CHUNK_END, Kind.EXIT)  # the last event of a chunk: the worker finished it, or died
+
+
+@dataclass(frozen=True)
+class Event:
+    slot: int
+    kind: Kind
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class WorkerHandle(Protocol):
+    @property
+    def pid(self) -> int: ...  # changes whenever the slot gets a fresh worker
+
+
+class Executor(Protocol):
+    """What the coordinator needs from an executor (LocalExecutor, RayExecutor, the tests' StubExecutor)."""
+
+    size: int  # worker slots, numbered 0 .. size - 1
+
+    def submit(self, slot: int, frames: list[int]) -> WorkerHandle: ...
+    def next_event(self, timeout: float) -> Event | None: ...
+    def kill(self, slot: int) -> None: ...
+    def shutdown(self) -> None: ...
+
+
+def describe_exit(returncode: int) -> tuple[ErrorKind, str]:
+    """(error kind, readable reason) for a worker that exited on its own or by a signal."""
+    if returncode < 0:
+        sig = -returncode
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else f"signal {sig}"
+        if sig == signal.SIGSEGV:
+            return ErrorKind.SEGFAULT, f"worker died with {name} (segmentation fault)"
+        if sig == signal.SIGKILL:
+            return ErrorKind.KILLED, f"worker was killed with {name} (likely out of memory)"
+        return ErrorKind.CRASHED, f"worker died with {name}"
+    return ErrorKind.CRASHED, f"worker exited with code {returncode}"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What every worker of a run is told, once, before its first chunk (built whole: nothing adds to it later)."""
+
+    engine: str
+    model: str
+    frames_dir: str
+    styled_dir: str
+    name_width: int
+    ext: str
+    max_side: int | None = None
+    temporal: dict[str, Any] | None = None  # video mode (temporal.Temporal.from_config), None: off
+    options: dict[str, Any] = field(default_factory=dict)  # the engine's parameters, batch, style_image
+    threads: int = 0  # compute threads; 0: the engine's default
+    max_memory: int | None = None  # the worker's memory budget in bytes; None: none
+
+    def planned(self, plan: Plan) -> WorkerConfig:
+        """This config with the run's plan: its threads and memory budget per worker."""
+        return replace(self, threads=plan.threads, max_memory=plan.max_memory)
+
+    def engine_options(self) -> dict[str, Any]:
+        """What `engines.load` gets: the engine's options with the threads and the budget."""
+        return {**self.options, "threads": self.threads, "max_memory": self.max_memory}
+
+
+# ---------------------------------------------------------------- the codec (one JSON object per line)
+
+
+def _line(message: Mapping[str, Any]) -> str:
+    return json.dumps(message) + "\n"
+
+
+def encode_config(config: WorkerConfig) -> str:
+    return _line(asdict(config))
+
+
+def decode_config(line: str) -> WorkerConfig:
+    message = json.loads(line)
+    known = {f.name for f in fields(WorkerConfig)}
+    unknown = set(message) - known
+    if unknown:
+        raise ValueError(f"unknown worker config fields: {', '.join(sorted(unknown))}")
+    return WorkerConfig(**message)
+
+
+def encode_chunk(frames: list[int]) -> str:
+    return _line({"frames": frames})
+
+
+def decode_chunk(line: str) -> list[int]:
+    return [int(i) for i in json.loads(line)["frames"]]
+
+
+def encode_event(event: Kind, /, **data: Any) -> str:
+    """One event as the worker (or the Ray node) writes it: the slot is the reader's to add.
+    (Positional-only: a `failed` event has a field named `kind`, its ErrorKind.)"""
+    return _line({"event": event.value, **data})
+
+
+def decode_event(line: str, slot: int) -> Event | None:
+    """The event on this line from the worker in `slot`; None for a line that is not one."""
+    try:
+        message = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    try:
+        kind = Kind(message.pop("event", None))
+    except ValueError:
+        return None
+    return Event(slot, kind, message)
