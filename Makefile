@@ -1,4 +1,4 @@
-# vpipe: `make demo` runs the main job end to end, `make test` runs the test suite.
+# vpipe: `make demo` runs the main job end to end (the whole clip), `make test` runs the test suite.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -23,11 +23,7 @@ demo: setup
 	  $(PY) -c 'import subprocess, imageio_ffmpeg; subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30000/1001", "-f", "lavfi", "-i", "sine=frequency=440", "-t", "5", "-pix_fmt", "yuv420p", "-c:a", "aac", "$(DEMO_JOBS)/demo-source.mp4"], check=True)'; }
 	VPIPE_JOBS_DIR=$(DEMO_JOBS) sh -e -c '\
 	  video="$(DEMO_VIDEO)"; test -f "$$video" || video="$(DEMO_JOBS)/demo-source.mp4"; \
-	  $(VENV)/bin/vpipe split "$$video" --job demo; \
-	  $(VENV)/bin/vpipe stylize --job demo --style starry_night --range 1-120 --chunk 30; \
-	  $(VENV)/bin/vpipe retry-failed --job demo; \
-	  $(VENV)/bin/vpipe status --job demo; \
-	  $(VENV)/bin/vpipe assemble --job demo --fill original'
+	  $(VENV)/bin/vpipe run "$$video" --job demo --style starry_night --fill original'
 
 test: setup
 	$(PY) -m pytest -q
