@@ -8,6 +8,7 @@ retracing, deprecations) are cut at the loggers. An import that fails still rais
 
 from __future__ import annotations
 
+import contextlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -15,7 +16,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -71,13 +72,25 @@ class _MutedLoader(importlib.abc.Loader):
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
+        with muted():
             self._loader.exec_module(module)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
+
+
+@contextlib.contextmanager
+def muted() -> Iterator[None]:
+    """The process's stderr (fd 2, where C++ libraries write) on /dev/null for a moment, unless debugging:
+    for calls that log at INFO before any setting applies (LiteRT: "Created TensorFlow Lite XNNPACK
+    delegate for CPU")."""
+    if debugging():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -57,12 +57,7 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
         style = styles.resolve(options.style, options.engine)
         max_side, params = options.max_side, {**style.params, **options.params}
     spec = engines.spec_of(style.engine)
-    params = engines.check_params(spec.name, params)
-    if spec.model_option:  # the engine's model is picked by one of its options (gatys: --net)
-        params.setdefault(spec.model_option, spec.option(spec.model_option).default)
-        style = style.with_model(lookup.verified(spec.models[params[spec.model_option]]))
-    if style.model is None:
-        raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
+    style, params = runnable(style, params)
     if style.image:
         try:
             storage.read_rgb(style.image)
@@ -70,6 +65,19 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
             raise MediaError(f"style image {style.image.name} is not a readable image") from exc
     video_mode = _temporal(spec.video, options.temporal, stored.get("temporal") if resume else None, resume)
     return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
+
+
+def runnable(style: styles.Style, params: dict[str, Any]) -> tuple[styles.Style, dict[str, Any]]:
+    """The style with the model its engine will run, and the engine's params checked; a one-line error
+    when there is no model."""
+    spec = engines.spec_of(style.engine)
+    params = engines.check_params(spec.name, params)
+    if spec.model_option:  # the engine's model is picked by one of its options (gatys: --net)
+        params.setdefault(spec.model_option, spec.option(spec.model_option).default)
+        style = style.with_model(lookup.verified(spec.models[params[spec.model_option]]))
+    if style.model is None:
+        raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
+    return style, params
 
 
 def _temporal(default: VideoMode, asked: float | bool | None, stored: dict[str, Any] | None,

@@ -1,8 +1,8 @@
 """`vpipe styles`: the styles in styles/, and a contact sheet PNG of them.
 
-Each cell of the sheet shows the style's painting (its `reference`) above a sample frame stylized
-by the style itself (engines whose spec says `preview`: fast and arbitrary; gatys is too slow for a
-preview and shows only its painting), captioned with the name and engine. The sample is --sample IMAGE or, by default, a
+Each band of the sheet shows a style's name and painting (its `reference`, where it has one) beside a
+sample frame stylized by the style itself (engines whose spec says `preview`: fast and arbitrary; gatys
+is too slow here: `vpipe preview` runs it at a reduced budget). The sample is --sample IMAGE or, by default, a
 small synthetic landscape drawn here, so the sheet needs no asset. Rendering runs the engines in
 this process (TensorFlow is imported only then).
 """
@@ -17,10 +17,6 @@ import numpy as np
 
 from . import engines, storage, styles
 from .errors import VpipeError
-
-THUMB = 224
-CAPTION = 44
-PER_ROW = 4
 
 
 @dataclass(frozen=True)
@@ -81,37 +77,57 @@ def sample_frame(width: int = 384, height: int = 256) -> np.ndarray:
     return np.clip(cv2.GaussianBlur(image.astype(np.float32) + grain, (3, 3), 0), 0, 255).astype(np.uint8)
 
 
-def thumbnail(image: np.ndarray | None, note: str = "", size: int = THUMB) -> np.ndarray:
-    """`image` fitted into a size x size dark square (letterboxed), or the note on an empty one."""
-    cell = np.full((size, size, 3), 40, np.uint8)
-    if image is None:
-        _text(cell, note or "-", (8, size // 2), 0.45)
-        return cell
+LABEL = 200  # the left column: a band's caption, and its painting under it where it has one
+CELL = 320  # width of each image cell; its height follows the images' aspect
+GAP = 4
+
+
+@dataclass(frozen=True)
+class Band:
+    """One row of a sheet: a caption (a few short lines), the painting if there is one, and image cells
+    (None: a dark cell with `note`)."""
+
+    caption: tuple[str, ...]
+    painting: np.ndarray | None
+    cells: tuple[np.ndarray | None, ...]
+    note: str = ""
+
+
+def fit(image: np.ndarray, width: int, height: int, fill: int = 40) -> np.ndarray:
+    """`image` scaled to fit width x height, centred on a dark background."""
+    box = np.full((height, width, 3), fill, np.uint8)
     h, w = image.shape[:2]
-    scale = size / max(h, w)
+    scale = min(width / w, height / h)
     small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    top, left = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-    cell[top:top + small.shape[0], left:left + small.shape[1]] = small
-    return cell
+    top, left = (height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    box[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return box
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.5) -> None:
     cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
 
 
-def compose(cells: list[tuple[str, np.ndarray, np.ndarray]], per_row: int = PER_ROW) -> np.ndarray:
-    """Grid of (caption, top thumbnail, bottom thumbnail) cells: a contact sheet, RGB uint8."""
-    blocks = []
-    for caption, top, bottom in cells:
-        label = np.full((CAPTION, THUMB, 3), 20, np.uint8)
-        _text(label, caption[:30], (6, 28))
-        blocks.append(np.vstack([top, bottom, label]))
-    blank = np.full_like(blocks[0], 20) if blocks else np.full((2 * THUMB + CAPTION, THUMB, 3), 20, np.uint8)
-    blocks += [blank] * (-len(blocks) % per_row)
-    gap = np.full((blank.shape[0], 4, 3), 0, np.uint8)
-    lines = [np.hstack([part for b in blocks[i:i + per_row] for part in (b, gap)][:-1])
-             for i in range(0, len(blocks), per_row)]
-    return np.vstack(lines) if lines else blank
+def layout(bands: list[Band], aspect: float) -> np.ndarray:
+    """The bands stacked into one RGB image: label column, then the cells at `aspect` (width / height)."""
+    columns = max(len(b.cells) for b in bands)
+    height = max(round(CELL / aspect), 120)
+    rows = []
+    for band in bands:
+        label = np.full((height, LABEL, 3), 20, np.uint8)
+        for i, line in enumerate(band.caption):
+            _text(label, line[:26], (6, 20 + 18 * i), 0.45)
+        top = 28 + 18 * (len(band.caption) - 1)
+        if band.painting is not None and height - top > 24:
+            label[top:height - 4, 4:LABEL - 4] = fit(band.painting, LABEL - 8, height - top - 4, fill=20)
+        parts = [label]
+        for cell in (*band.cells, *[None] * (columns - len(band.cells))):
+            image = fit(cell, CELL, height) if cell is not None else np.full((height, CELL, 3), 40, np.uint8)
+            if cell is None and band.note:
+                _text(image, band.note, (8, height // 2), 0.45)
+            parts += [np.zeros((height, GAP, 3), np.uint8), image]
+        rows += [np.hstack(parts), np.zeros((GAP, LABEL + columns * (CELL + GAP), 3), np.uint8)]
+    return np.vstack(rows[:-1])
 
 
 def render(style: styles.Style, sample: np.ndarray) -> np.ndarray | None:
@@ -133,19 +149,15 @@ def _previewed(engine: str) -> bool:
 
 
 def sheet(out: Path, sample_path: Path | None = None) -> int:
-    """Write the contact sheet PNG; returns how many styles it shows."""
+    """Write the contact sheet PNG (a band per style: its painting beside the sample it stylized); returns
+    how many styles it shows."""
     sample = storage.read_rgb(sample_path) if sample_path else sample_frame()
-    sample = cv2.resize(sample, None, fx=min(1.0, 384 / max(sample.shape[:2])), fy=min(1.0, 384 / max(sample.shape[:2])),
-                        interpolation=cv2.INTER_AREA)
-    cells = [("sample frame", thumbnail(None, "painting above, sample below"), thumbnail(sample))]
+    bands = [Band(("sample frame",), None, (sample,))]
     for row in rows():
-        reference = storage.read_rgb(row.style.reference) if row.style and row.style.reference else None
-        styled = None
-        note = "model missing" if _previewed(row.engine) else "not previewed"
-        if row.style is not None and row.present:
-            styled = render(row.style, sample)
-        cells.append((f"{row.name} ({row.engine})", thumbnail(reference, "no reference image"), thumbnail(styled, note)))
-    data = storage.encode(compose(cells), "png")
+        painting = storage.read_rgb(row.style.reference) if row.style and row.style.reference else None
+        styled = render(row.style, sample) if row.style is not None and row.present else None
+        note = "model missing" if not row.present else "not previewed (see vpipe preview)"
+        bands.append(Band((row.name, f"engine {row.engine}"), painting, (styled,), note))
     out.parent.mkdir(parents=True, exist_ok=True)
-    storage.publish(out, data)
-    return len(cells) - 1
+    storage.publish(out, storage.encode(layout(bands, sample.shape[1] / sample.shape[0]), "png"))
+    return len(bands) - 1

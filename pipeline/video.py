@@ -143,6 +143,14 @@ def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str, cfr_rate: str
             "-f", "image2", sequence_path(pattern)]
 
 
+def frame_at_args(ffmpeg: str, source: Path, seconds: float, side: int, target: Path) -> list[str]:
+    """One frame at `seconds` (upright), scaled down to at most `side` pixels on its long side, as a PNG."""
+    fit = f"scale='min({side},iw)':'min({side},ih)':force_original_aspect_ratio=decrease"
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{seconds:.3f}",
+            "-i", str(source.absolute()), "-map", "0:v:0", "-frames:v", "1", "-vf", fit, "-pix_fmt", "rgb24",
+            "-f", "image2", "-update", "1", sequence_path(target)]
+
+
 UNROTATE = {90: "transpose=clock", 180: "hflip,vflip", 270: "transpose=cclock"}
 
 

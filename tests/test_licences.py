@@ -43,7 +43,8 @@ def test_models_list_shows_each_licence(vpipe: Callable[..., Result]) -> None:
 def test_styles_show_their_licence(vpipe: Callable[..., Result]) -> None:
     out = vpipe("styles").output.splitlines()
     starry = out.index(next(line for line in out if line.startswith("starry_night")))
-    assert "Apache-2.0" in out[starry + 1] and "licence" in out[starry + 1]
+    assert "painting.jpg" in out[starry + 1]
+    assert "Apache-2.0" in out[starry + 2] and "licence" in out[starry + 2]
     wave = out.index(next(line for line in out if line.startswith("wave")))
     assert "NOT for commercial work" in out[wave + 1]
 

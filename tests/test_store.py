@@ -87,7 +87,7 @@ def test_list_shows_present_missing_and_damaged(dirs: dict[str, Path], vpipe: Ca
     missing = vpipe("models", "list")
     assert missing.exit_code == 0, missing.output
     assert "vpipe models pull magenta_tflite" in missing.output
-    assert all(line.split()[1] == "missing" for line in missing.output.splitlines()[1::2])
+    assert all(line.split()[1] == "missing" for line in missing.output.splitlines()[1::3])  # entry, where, licence
     shutil.copytree(source, dirs["extra"] / "squeezenet")
     shutil.copytree(assets_or_skip("models/magenta_tflite"), dirs["extra"] / "magenta_tflite")
     (dirs["extra"] / "magenta_tflite" / "style_transfer_quantized_384.tflite").unlink()

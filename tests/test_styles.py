@@ -119,16 +119,21 @@ def test_contact_sheet(places: dict[str, Path], vpipe: Callable[..., Result], mo
     assert result.exit_code == 0, result.output
     assert f"contact sheet of 4 styles: {out}" in result.output
     image = cv2.imread(str(out))
-    cell_h, cell_w = 2 * sheet.THUMB + sheet.CAPTION, sheet.THUMB
-    assert image.shape == (2 * cell_h, sheet.PER_ROW * cell_w + (sheet.PER_ROW - 1) * 4, 3)
+    height = round(sheet.CELL / 1.5)  # the synthetic sample is 384x256
     names = ["sample"] + sorted(["any_painting", "own_fast", "slow", "broken"])
+    assert image.shape == (len(names) * (height + sheet.GAP) - sheet.GAP, sheet.LABEL + sheet.GAP + sheet.CELL, 3)
 
-    def lower(name: str) -> np.ndarray:  # the cell's sample-frame thumbnail
-        i = names.index(name)
-        y, x = (i // sheet.PER_ROW) * cell_h + sheet.THUMB, (i % sheet.PER_ROW) * (cell_w + 4)
-        return image[y:y + sheet.THUMB, x:x + cell_w].astype(int)
+    def lower(name: str) -> np.ndarray:  # the band's sample-frame cell
+        y = names.index(name) * (height + sheet.GAP)
+        return image[y:y + height, sheet.LABEL + sheet.GAP:].astype(int)
+
+    def painting_shown(name: str) -> bool:  # under the caption in the label column
+        y = names.index(name) * (height + sheet.GAP)
+        return bool(image[y + 40:y + height, :sheet.LABEL].std() > 10)
 
     sample = lower("sample")
     assert np.abs(lower("any_painting") - sample).mean() > 10  # rendered in the painting's style
     assert np.abs(lower("own_fast") - sample).mean() > 10
     assert lower("slow").std() < 30 and lower("broken").std() < 30  # placeholders with a note
+    assert painting_shown("any_painting") and painting_shown("slow")
+    assert not painting_shown("own_fast") and not painting_shown("broken")  # no empty "no reference" box

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .. import doctor as doctor_module
+from .. import preview as preview_module
 from .. import status as status_module
 from .. import verify as verify_stage
 from ..errors import UsageError
@@ -102,3 +103,19 @@ def doctor() -> None:
     """Which ffmpeg, TensorFlow, devices and model folders vpipe uses here."""
     for key, value in doctor_module.doctor():
         click.echo(f"{key:<18} {value}")
+
+
+@click.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--style", "names", multiple=True, required=True,
+              help="A style to show (repeatable): a name from `vpipe styles`, a model path or a painting.")
+@click.option("--frames", "count", type=click.IntRange(1, 12), default=preview_module.FRAMES, show_default=True,
+              help="Frames spread over the video.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("preview.png"),
+              show_default=True, help="The sheet (PNG).")
+@click.option("--force", is_flag=True, help="Replace an existing output file.")
+def preview(video: Path, names: tuple[str, ...], count: int, output: Path, force: bool) -> None:
+    """How styles look on your own VIDEO: a few frames stylized by each style, with its painting, in one PNG."""
+    result = preview_module.preview(video, list(names), output, count, force)
+    at = ", ".join(f"{t:g}" for t in result.frames)
+    click.echo(f"{len(result.styles)} styles on {len(result.frames)} frames (at {at} s): {result.path}")

@@ -32,4 +32,5 @@ SPEC = EngineSpec(
     memory=MemoryModel(per_pixel=BYTES_PER_PIXEL,
                        refusal="the gatys engine optimizes the whole frame at once: a {size} frame needs about {need},"),
     preview=False,  # an optimization per frame: too slow for a preview
+    preview_budget={"iterations": 40},  # `vpipe preview`: painterly already, about 3 s a frame at 384 px
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import quiet
 from pipeline.errors import ModelError
 
 
@@ -32,7 +33,7 @@ def interpreter(model: Path | bytes, threads: int = 0, allocate: bool = True) ->
 
         Interpreter = tf.lite.Interpreter  # noqa: N806
     source = {"model_path": str(model)} if isinstance(model, Path) else {"model_content": model}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), quiet.muted():  # its XNNPACK delegate announces itself on stderr
         warnings.simplefilter("ignore")  # TF 2.20+ deprecation notice for tf.lite.Interpreter
         try:
             result = Interpreter(**source, num_threads=threads or None)
@@ -57,7 +58,8 @@ class Runner:
         batch = np.ascontiguousarray(batch, np.float32)
         if batch.shape != self._shape:
             self._interpreter.resize_tensor_input(self._input, list(batch.shape), strict=False)
-            self._interpreter.allocate_tensors()
+            with quiet.muted():  # its XNNPACK delegate announces itself on stderr
+                self._interpreter.allocate_tensors()
             self._shape = batch.shape
         self._interpreter.set_tensor(self._input, batch)
         self._interpreter.invoke()

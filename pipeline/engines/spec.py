@@ -122,6 +122,7 @@ class EngineSpec:
     video: VideoMode = VideoMode()
     memory: MemoryModel | None = None  # None: not checked against the budget (it tiles, or is small)
     preview: bool = False  # `vpipe styles --sheet` renders a sample with it (quick enough in-process)
+    preview_budget: Mapping[str, Any] = field(default_factory=dict)  # `vpipe preview`: options for a quick look
 
     @property
     def takes_paintings(self) -> bool:

@@ -1,0 +1,84 @@
+"""`vpipe preview VIDEO --style A --style B`: how styles look on your own footage, before a night of work.
+
+A few frames spread over the video are stylized by each style in this process, at a small size, and laid
+out as one PNG: the source frames on top, then a band per style with its name, engine and painting.
+Engines with a reduced preview budget in their spec (gatys: fewer iterations) run at it, and their band
+says so. Nothing is written in any job.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import engines, settings, storage, styles, video
+from .errors import MediaError, UsageError
+from .sheet import Band, layout
+
+FRAMES = 4
+SIDE = 384  # the long side frames are stylized at: seconds per style for fast and arbitrary
+
+
+@dataclass(frozen=True)
+class Preview:
+    path: Path
+    frames: list[float]  # the seconds the frames were taken at
+    styles: list[str]
+
+
+def spread(duration: float, count: int) -> list[float]:
+    """`count` times spread over the video, each in the middle of its share (never the black first frame)."""
+    return [round(duration * (i + 0.5) / count, 3) for i in range(count)]
+
+
+def grab(source: Path, seconds: list[float]) -> list[np.ndarray]:
+    """The frames at these times, at most SIDE pixels on the long side, RGB uint8."""
+    tools = video.tools()
+    out = []
+    with tempfile.TemporaryDirectory(prefix="vpipe-preview-") as tmp:
+        for i, at in enumerate(seconds):
+            target = Path(tmp) / f"{i:03d}.png"
+            video.run(video.frame_at_args(tools.ffmpeg, source, at, SIDE, target), f"ffmpeg frame at {at}s")
+            try:
+                out.append(storage.read_rgb(target))
+            except ValueError:
+                raise MediaError(f"{source.name}: no frame decoded at {at} s") from None
+    return out
+
+
+def stylized(name: str, frames: list[np.ndarray]) -> tuple[Band, str]:
+    """One style's band: its frames stylized in this process, at the engine's preview budget."""
+    style = styles.resolve(name, None)
+    spec = engines.spec_of(style.engine)
+    style, params = settings.runnable(style, {**style.params, **spec.preview_budget})
+    options: dict[str, Any] = {**params, "threads": 0, "batch": 1}
+    if style.image:
+        options["style_image"] = str(style.image)
+    engine = engines.load(style.engine, style.model, options)  # type: ignore[arg-type]
+    budget = ", ".join(f"{k} {v}" for k, v in spec.preview_budget.items())
+    caption = (Path(name).name, f"engine {style.engine}", *((f"preview: {budget}",) if budget else ()))
+    painting = storage.read_rgb(style.reference) if style.reference else None
+    return Band(caption, painting, tuple(engine.stylize([f])[0] for f in frames)), style.engine
+
+
+def preview(source: Path, names: list[str], out: Path, count: int = FRAMES, force: bool = False) -> Preview:
+    if not source.is_file():
+        raise UsageError(f"{source}: no such video file")
+    if out.resolve() == source.resolve():
+        raise UsageError(f"-o {out}: that is the video itself; choose another file")
+    if out.exists() and not force:
+        raise UsageError(f"-o {out} exists; add --force to replace it")
+    info = video.probe(source)
+    if not info.duration:
+        raise MediaError(f"{source.name}: its duration is unknown, so frames cannot be spread over it")
+    times = spread(info.duration, count)
+    frames = grab(source, times)
+    bands = [Band(("source", source.name[:26]), None, tuple(frames))]
+    bands += [stylized(name, frames)[0] for name in names]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    storage.publish(out, storage.encode(layout(bands, frames[0].shape[1] / frames[0].shape[0]), "png"))
+    return Preview(out, times, list(names))
