@@ -14,8 +14,7 @@ import pytest
 from pipeline.engines import litert
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import padding, weights, xnnpack
-from tests.conftest import ROOT
-from tests.test_engine_fast import frame, write_model
+from tests.helpers import ROOT, frame, write_model
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from click.testing import Result
 
 from pipeline import resources, storage
 from pipeline.errors import UsageError
-from tests.conftest import ASSETS, assets_or_skip, make_clip
+from tests.helpers import ASSETS, assets_or_skip, make_clip
 
 GiB = 1 << 30
 MEMINFO = "MemTotal:       24683776 kB\nMemFree:        20000000 kB\nMemAvailable:   22000000 kB\n"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import tiles
+from tests.helpers import cut_lines
 
 TILE, OVERLAP = 384, 128
 
@@ -68,7 +69,7 @@ def test_feathering_hides_what_a_hard_cut_shows() -> None:
 
     hard = tiles.tiled(frame, toned, TILE, OVERLAP, feather=False)
     soft = tiles.tiled(frame, toned, TILE, OVERLAP)
-    lines = tiles.cut_lines(1000, TILE, OVERLAP)
+    lines = cut_lines(1000, TILE, OVERLAP)
     interior = np.median([step_at(frame, x) for x in range(1, 1000)])
     assert max(step_at(hard, x) for x in lines) > 2 * interior  # the metric sees a seam when there is one
     assert max(step_at(soft, x) for x in lines) < 1.2 * interior
