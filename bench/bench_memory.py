@@ -223,7 +223,7 @@ def peaks(work: Path, out_dir: Path, quick: bool) -> None:
         h, w = SIZES[size]
         try:
             resources.check_budget(engine, w, h, budget)
-        except Exception as exc:  # noqa: BLE001 - the refusal is the result
+        except Exception as exc:  # the refusal is the result
             print(f"  {engine:<10} {size:<8} {resources.human(budget):>9} {'':>9} {'refused':>9} {'':>6} {'':>8}  {exc}")
             continue
         r = worker_peak(engine, model, {**options, **threads, "max_memory": budget}, photo(h, w), work)

@@ -65,7 +65,7 @@ def test_shape_and_dtype(engine: FastEngine, size: tuple[int, int]) -> None:
 def test_batch_equals_per_frame(engine: FastEngine) -> None:
     frames = [frame(67, 45, seed=s) for s in range(3)]
     batched = engine.stylize(frames)
-    for f, b in zip(frames, batched, strict=False):
+    for f, b in zip(frames, batched, strict=True):
         [single] = engine.stylize([f])
         assert np.abs(single.astype(int) - b.astype(int)).max() <= 1
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,7 @@ def test_starts_cover_with_at_least_the_overlap(length: int, expected: list[int]
 def test_starts_properties(length: int) -> None:
     origins = tiles.starts(length, TILE, OVERLAP)
     assert origins[0] == 0 and origins[-1] + TILE == length
-    assert all(b - a <= TILE - OVERLAP for a, b in zip(origins, origins[1:], strict=False))
+    assert all(b - a <= TILE - OVERLAP for a, b in pairwise(origins))
 
 
 def test_ramp_is_positive_symmetric_and_flat_in_the_middle() -> None:

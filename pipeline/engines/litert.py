@@ -31,7 +31,7 @@ def interpreter(model: Path | bytes, threads: int = 0, allocate: bool = True) ->
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter  # noqa: N806
+        Interpreter = tf.lite.Interpreter
     source = {"model_path": str(model)} if isinstance(model, Path) else {"model_content": model}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TF 2.20+ deprecation notice for tf.lite.Interpreter
