@@ -46,6 +46,13 @@ class Report:
     measured_at: float = field(default_factory=time.time)
 
 
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two renderings of one frame on the 0..255 scale (either may be float: rounded to
+    levels first); inf when they are equal."""
+    mse = float(np.mean((np.round(np.asarray(a, np.float64)) - np.round(np.asarray(b, np.float64))) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
 def pair_errors(frames: list[np.ndarray], sources: list[np.ndarray]) -> list[float]:
     """E_pair for each consecutive pair of a run of frames."""
     return [flow.pair_error(frames[t - 1], frames[t], sources[t - 1], sources[t]) for t in range(1, len(frames))]
