@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from pipeline import metrics, storage, tiles, video  # noqa: E402
 from pipeline.engines import arbitrary  # noqa: E402
+from tests.helpers import cut_lines  # noqa: E402
 
 MAGENTA = ASSETS / "models" / "magenta_tflite"
 
@@ -46,7 +47,7 @@ def seam_ratio(image: np.ndarray) -> float:
     gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     worst = float("nan")
     for plane in (gray, gray.T):
-        lines = tiles.cut_lines(plane.shape[1], arbitrary.TILE, arbitrary.OVERLAP)
+        lines = cut_lines(plane.shape[1], arbitrary.TILE, arbitrary.OVERLAP)
         if not lines:
             continue
         blocks = plane[: plane.shape[0] // 16 * 16].reshape(-1, 16, plane.shape[1]).mean(axis=1)

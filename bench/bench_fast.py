@@ -114,7 +114,7 @@ def conv_peak(size: tuple[int, int]) -> dict[str, float]:
 
 
 def network_bench(label: str, clip: Path, work: Path) -> dict[str, float]:
-    arrays = weights.load_weights(WAVE)
+    arrays, _ = weights.load_net(WAVE)
     frame = real_frame(clip)
     x = padding.pad_to_multiple(frame, 4, padding.MARGIN)[0][None].astype(np.float32)
     gflop = fast_onnx.flops(arrays, *x.shape[1:3]) / 1e9

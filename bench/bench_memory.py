@@ -34,6 +34,7 @@ from pipeline import resources, storage, tiles  # noqa: E402
 from pipeline.executors.protocol import Kind, WorkerConfig, decode_event, encode_chunk, encode_config  # noqa: E402
 from pipeline.frames import frame_name  # noqa: E402
 from pipeline.metrics import psnr  # noqa: E402
+from tests.helpers import cut_lines  # noqa: E402
 
 WAVE = ASSETS / "models" / "lengstrom_fst" / "wave"
 MAGENTA = ASSETS / "models" / "magenta_tflite"
@@ -130,7 +131,7 @@ def statistics(out_dir: Path, core: int = 512) -> None:
     layout = fast_tiles.Layout.plan(padded.shape[0] // 4, padded.shape[1] // 4, core // 4, fast_tiles.DECODER_MARGIN,
                                     fast_tiles.OVERLAP // 4, 1)
     lines = sorted({4 * x - m for x in layout.xs[1:]} | {4 * (x + layout.core[1]) - m for x in layout.xs[:-1]})
-    local_lines = tiles.cut_lines(1920, core + 128, 128)
+    local_lines = cut_lines(1920, core + 128, 128)
     print(f"\n1. Statistics for tiles: fast engine (wave), {PHOTO.name} at 1920x1080, cores of {core} px; "
           f"untiled {untiled_s:.1f} s; untiled seam ratio at the exact method's borders "
           f"{seam_ratio(untiled, lines):.2f}")
@@ -223,7 +224,7 @@ def peaks(work: Path, out_dir: Path, quick: bool) -> None:
         h, w = SIZES[size]
         try:
             resources.check_budget(engine, w, h, budget)
-        except Exception as exc:  # noqa: BLE001 - the refusal is the result
+        except Exception as exc:  # the refusal is the result
             print(f"  {engine:<10} {size:<8} {resources.human(budget):>9} {'':>9} {'refused':>9} {'':>6} {'':>8}  {exc}")
             continue
         r = worker_peak(engine, model, options, budget, photo(h, w), work)

@@ -107,7 +107,7 @@ def main() -> int:
     x = np.load(source)
     try:
         net = build(name, model, x, threads)
-    except Exception as exc:  # noqa: BLE001 - a baseline that cannot be built is reported, not fatal
+    except Exception as exc:  # a baseline that cannot be built is reported, not fatal
         print(f"skip: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
         return 0
     print("ready", flush=True)

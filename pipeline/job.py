@@ -8,8 +8,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import JobError, JobLockedError, UsageError
+from .frames import frame_name, frame_pattern
+from .probe import VideoInfo
 
 JOBS_ENV = "VPIPE_JOBS_DIR"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -36,6 +39,53 @@ def name_from_path(video: Path) -> str:
 
 
 @dataclass(frozen=True)
+class JobMeta:
+    """What `vpipe split` recorded about a job's video, read in one call (Manifest.job_meta)."""
+
+    video: VideoInfo
+    source: Path
+    source_sha256: str
+    name_width: int  # digits in frame names: name order is frame order
+    ext: str  # frame file format: png or jpg
+
+    KEYS = ("video", "source", "source_sha256", "name_width", "ext")
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's meta rows (JSON values) for these facts."""
+        return {"video": self.video.to_dict(), "source": str(self.source), "source_sha256": self.source_sha256,
+                "name_width": self.name_width, "ext": self.ext}
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> JobMeta:
+        return JobMeta(VideoInfo.from_dict(record["video"]), Path(record["source"]), str(record["source_sha256"]),
+                       int(record["name_width"]), str(record["ext"]))
+
+
+@dataclass(frozen=True)
+class FrameFiles:
+    """Where frame i (1-based) of a job lives: its source image and its styled image, same name in both."""
+
+    source_dir: Path
+    styled_dir: Path
+    width: int
+    ext: str
+
+    def name(self, index: int) -> str:
+        return frame_name(index, self.width, self.ext)
+
+    def source(self, index: int) -> Path:
+        return self.source_dir / self.name(index)
+
+    def styled(self, index: int) -> Path:
+        return self.styled_dir / self.name(index)
+
+    @property
+    def pattern(self) -> str:
+        """The printf pattern ffmpeg reads and writes for the same names."""
+        return frame_pattern(self.width, self.ext)
+
+
+@dataclass(frozen=True)
 class Job:
     root: Path
 
@@ -50,6 +100,24 @@ class Job:
     @property
     def styled_dir(self) -> Path:
         return self.root / "styled"
+
+    @property
+    def partial_frames_dir(self) -> Path:
+        """Where split decodes before renaming to frames/: never a half frame set under that name."""
+        return self.root / "frames.partial"
+
+    @property
+    def assemble_dir(self) -> Path:
+        """The gapless sequence of links assemble hands to ffmpeg (removed afterwards)."""
+        return self.root / ".assemble"
+
+    @property
+    def default_output(self) -> Path:
+        return self.root / "output.mp4"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.json"
 
     @property
     def manifest_path(self) -> Path:
@@ -69,6 +137,10 @@ class Job:
 
     def exists(self) -> bool:
         return self.manifest_path.is_file()
+
+    def files(self, meta: JobMeta) -> FrameFiles:
+        """The job's frame paths: frames/NNNNNN.ext and styled/NNNNNN.ext."""
+        return FrameFiles(self.frames_dir, self.styled_dir, meta.name_width, meta.ext)
 
 
 def find_job(base: Path, name: str | None) -> tuple[Job, str | None]:

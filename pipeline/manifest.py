@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DISK_FULL_HINT, DiskFullError, JobError, is_disk_full
+from .job import JobMeta
 
 SCHEMA_VERSION = 2  # 2: frames.stats (per-frame engine figures, JSON)
 
@@ -70,6 +71,8 @@ class FrameRecord:
 
 
 class Manifest:
+    """`with Manifest.open(path) as manifest:` closes the connection however the block ends."""
+
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
@@ -121,6 +124,12 @@ class Manifest:
     def close(self) -> None:
         self._conn.close()
 
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -145,6 +154,16 @@ class Manifest:
     def meta(self, key: str, default: Any = None) -> Any:
         row = self._conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    def job_meta(self) -> JobMeta:
+        """The video facts split recorded (one query); a manifest without them is not a job's."""
+        marks = ",".join("?" * len(JobMeta.KEYS))
+        rows = self._conn.execute(f"SELECT key, value FROM meta WHERE key IN ({marks})", JobMeta.KEYS).fetchall()
+        record = {k: json.loads(v) for k, v in rows}
+        missing = [k for k in JobMeta.KEYS if k not in record]
+        if missing:
+            raise JobError(f"manifest {self.path} lacks {', '.join(missing)}: it was not written by `vpipe split`")
+        return JobMeta.from_record(record)
 
     def set_meta(self, key: str, value: Any) -> None:
         with self._write() as conn:
@@ -180,13 +199,6 @@ class Manifest:
     def done_hashes(self) -> dict[int, str]:
         rows = self._conn.execute("SELECT idx, output_hash FROM frames WHERE status='done'").fetchall()
         return dict(rows)
-
-    def stats(self, first: int = 1, last: int | None = None) -> dict[int, dict[str, Any]]:
-        """Per-frame engine figures (iterations, final loss, ...) of done frames that have them."""
-        last = self.frame_count() if last is None else last
-        rows = self._conn.execute("SELECT idx, stats FROM frames WHERE status='done' AND stats IS NOT NULL "
-                                  "AND idx BETWEEN ? AND ? ORDER BY idx", (first, last)).fetchall()
-        return {r[0]: json.loads(r[1]) for r in rows}
 
     def events(self, idx: int | None = None) -> list[tuple[str, str | None]]:
         rows = self._conn.execute("SELECT event, error_kind FROM events WHERE (? IS NULL OR idx=?) ORDER BY id",

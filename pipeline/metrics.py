@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 
 from . import flow, storage
 from .errors import ModelError, UsageError
-from .frames import FrameRange, frame_name
+from .frames import FrameRange
 from .job import Job, find_job
 from .manifest import Manifest, Status
 from .models import lookup
@@ -100,24 +99,20 @@ def style_distance(style_image: Path, images: list[np.ndarray]) -> list[float]:
 
 def measure(base: Path, name: str | None, frames: FrameRange | None, style_image: Path | None) -> Report:
     job, _ = find_job(base, name)
-    manifest = Manifest.open(job.manifest_path)
-    try:
+    with Manifest.open(job.manifest_path) as manifest:
         total = manifest.frame_count()
         first, last = frames.resolve(total) if frames else (1, total)
         done = manifest.frames(Status.DONE, first, last)
-        width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+        files = job.files(manifest.job_meta())
         settings = manifest.meta("settings") or {}
-    finally:
-        manifest.close()
     if not done:
         raise UsageError(f"job {job.name!r}: no styled frames in {first}-{last} to measure")
-    read = _reader(job, width, ext)
     styled_errors: list[float] = []
     source_errors: list[float] = []
     notes: list[str] = []
     for run in runs(done):
-        sources = [read(job.frames_dir, i) for i in run]
-        styled_errors += pair_errors([read(job.styled_dir, i) for i in run], sources)
+        sources = [_read(files.source(i)) for i in run]
+        styled_errors += pair_errors([_read(files.styled(i)) for i in run], sources)
         source_errors += pair_errors(sources, sources)
     pairs = len(styled_errors)
     report = Report(job.name, first, last, len(done), pairs, float(np.mean(styled_errors)) if pairs else None,
@@ -129,7 +124,7 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
         sample = spread(done, STYLE_SAMPLES)
         try:
             # one call: the feature network and the style targets are built once for both
-            losses = style_distance(image, [read(folder, i) for folder in (job.styled_dir, job.frames_dir) for i in sample])
+            losses = style_distance(image, [_read(where(i)) for where in (files.styled, files.source) for i in sample])
             report.style_loss = float(np.mean(losses[:len(sample)]))
             report.source_style_loss = float(np.mean(losses[len(sample):]))
             report.style_image = str(image)
@@ -139,15 +134,14 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
     return report
 
 
-def _reader(job: Job, width: int, ext: str) -> Callable[[Path, int], np.ndarray]:
-    def read(folder: Path, index: int) -> np.ndarray:
-        return fit(storage.read_rgb(folder / frame_name(index, width, ext)), MAX_SIDE)
-    return read
+def _read(path: Path) -> np.ndarray:
+    """A frame as measured: at most MAX_SIDE, whatever the job's size."""
+    return fit(storage.read_rgb(path), MAX_SIDE)
 
 
 def _save(job: Job, report: Report) -> None:
     """Keep the latest measurement per range in jobs/NAME/metrics.json (written atomically)."""
-    path = job.root / "metrics.json"
+    path = job.metrics_path
     try:
         saved: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, ValueError):

@@ -125,11 +125,6 @@ def resident() -> int:
     return _status_kb("VmRSS") or 0
 
 
-def peak_resident() -> int:
-    """This process's peak resident memory so far (VmHWM)."""
-    return _status_kb("VmHWM") or 0
-
-
 def headroom(budget: int) -> int:
     """What this worker may still allocate: under the budget (resident memory) and, when a ceiling
     is set, under the ceiling (address space, which grows about twice as fast as resident memory)."""

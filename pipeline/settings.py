@@ -16,7 +16,7 @@ from .engines.spec import VideoMode
 from .errors import MediaError, UsageError
 from .executors.protocol import WorkerConfig
 from .frames import FrameRange
-from .job import Job
+from .job import Job, JobMeta
 from .manifest import Manifest
 from .models import lookup
 
@@ -101,15 +101,14 @@ def differences(stored: dict[str, Any], settings: dict[str, Any]) -> str:
                      for k in ("style", *IDENTITY) if (stored.get(k) or None) != (settings.get(k) or None))
 
 
-def worker_config(job: Job, manifest: Manifest, settings: dict[str, Any]) -> WorkerConfig:
+def worker_config(job: Job, meta: JobMeta, settings: dict[str, Any]) -> WorkerConfig:
     """What every worker of a run is told, before the run's plan (WorkerConfig.planned adds its threads and budget)."""
     engine_options = {**settings.get("params", {}), "batch": 1}
     if settings.get("image"):
         engine_options["style_image"] = settings["image"]
     return WorkerConfig(engine=settings["engine"], model=settings["model"], frames_dir=str(job.frames_dir),
-                        styled_dir=str(job.styled_dir), name_width=int(manifest.meta("name_width")),
-                        ext=str(manifest.meta("ext")), max_side=settings.get("max_side"),
-                        temporal=settings.get("temporal"), options=engine_options)
+                        styled_dir=str(job.styled_dir), name_width=meta.name_width, ext=meta.ext,
+                        max_side=settings.get("max_side"), temporal=settings.get("temporal"), options=engine_options)
 
 
 def worker_env() -> dict[str, str]:

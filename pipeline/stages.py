@@ -14,8 +14,8 @@ from . import executors, probe, resources, storage, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, ModelError, UsageError, VpipeError
 from .executors.local import preflight
-from .frames import count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
-from .job import Job, JobLock, check_name, find_job, name_from_path, remember_last
+from .frames import count_sequence, describe_spans, frame_pattern, name_width, plan_chunks
+from .job import FrameFiles, Job, JobLock, JobMeta, check_name, find_job, name_from_path, remember_last
 from .logs import RunLog
 from .manifest import Manifest, Status
 from .settings import RunOptions, differences, identity, resolve, worker_config, worker_env
@@ -55,18 +55,15 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
     job = Job(base / (check_name(name) if name else name_from_path(source)))
     source_hash = storage.file_digest(source)
     if job.exists():
-        manifest = Manifest.open(job.manifest_path)
-        try:
-            if manifest.meta("source_sha256") != source_hash:
-                raise UsageError(f"job {job.name!r} already holds another video ({manifest.meta('source')}); "
+        with Manifest.open(job.manifest_path) as manifest:
+            meta = manifest.job_meta()
+            if meta.source_sha256 != source_hash:
+                raise UsageError(f"job {job.name!r} already holds another video ({meta.source}); "
                                  "choose another --job")
             if not job.frames_dir.is_dir():
                 raise JobError(f"job {job.name!r}: its frames folder {job.frames_dir} was deleted; "
                                "split the video into a new job")
-            info = probe.VideoInfo.from_dict(manifest.meta("video"))
-            return SplitResult(job, manifest.frame_count(), info, already=True)
-        finally:
-            manifest.close()
+            return SplitResult(job, manifest.frame_count(), meta.video, already=True)
     info = video.probe(source)
     _make_jobs_dir(base)
     job.root.mkdir(exist_ok=True)
@@ -74,19 +71,18 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
         try:
             count, width, notes = _decode_frames(source, job, info, fmt)
         except BaseException:  # no half frame set left behind, and its space is freed (disk full)
-            shutil.rmtree(job.root / "frames.partial", ignore_errors=True)
+            shutil.rmtree(job.partial_frames_dir, ignore_errors=True)
             raise
         job.styled_dir.mkdir(exist_ok=True)
-        Manifest.create(job.manifest_path, count, {
-            "video": info.to_dict(), "source": str(source.resolve()), "source_sha256": source_hash,
-            "ext": fmt, "name_width": width, "created": time.time(), "notes": list(notes)})
+        meta = JobMeta(info, source.resolve(), source_hash, width, fmt)
+        Manifest.create(job.manifest_path, count, {**meta.record(), "created": time.time(), "notes": list(notes)})
     remember_last(base, job.name)
     return SplitResult(job, count, info, notes=tuple(notes))
 
 
 def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> tuple[int, int, list[str]]:
     """Decode into frames.partial/, check the count, then rename: never a half frame set named frames/."""
-    partial = job.root / "frames.partial"
+    partial = job.partial_frames_dir
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
     rate = probe.rational(info.rate)
@@ -140,7 +136,7 @@ def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], rest
             raise UsageError(f"job {job.name!r} has {done} frames styled with other settings "
                              f"({differences(stored, settings)}); "
                              "use the same settings, or --restart to discard them")
-        problem = preflight(worker_config(job, manifest, settings), worker_env())
+        problem = preflight(worker_config(job, manifest.job_meta(), settings), worker_env())
         if problem:  # keep the old frames: the new settings would not produce any
             raise ModelError(f"--restart: nothing discarded, the new settings do not load: {problem}")
         manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
@@ -156,11 +152,8 @@ def stylize(base: Path, name: str | None, options: RunOptions, retry_failed: boo
         raise JobError(f"job {job.name!r}: the frames folder {job.frames_dir} is missing; split the video again "
                        "into a new job")
     with JobLock(job):
-        manifest = Manifest.open(job.manifest_path)
-        try:
+        with Manifest.open(job.manifest_path) as manifest:
             return _stylize_locked(job, manifest, options, retry_failed, [note] if note else [])
-        finally:
-            manifest.close()
 
 
 def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_failed: bool,
@@ -192,15 +185,14 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
 def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], todo: list[int],
          options: RunOptions) -> Outcome:
     resources.memory_limit()  # a malformed VPIPE_WORKER_MEMORY is a usage error here, not a worker crash
-    width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    config, env = worker_config(job, manifest, settings), worker_env()
+    meta = manifest.job_meta()
+    config, env = worker_config(job, meta, settings), worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.max_memory, options.gpus_per_worker, options.ray_address)
     executor = executors.create(where, config, env, job.worker_logs, job.root)
     plan = executor.plan
     workers = plan.workers
-    size = resources.working_size(*probe.VideoInfo.from_dict(manifest.meta("video")).display_size,
-                                  settings.get("max_side"))
+    size = resources.working_size(*meta.video.display_size, settings.get("max_side"))
     try:
         resources.check_budget(settings["engine"], *size, plan.max_memory)
     except UsageError:
@@ -211,8 +203,10 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
               max_memory=plan.max_memory, executor=options.executor, engine=settings["engine"],
               style=settings["style"])
 
+    files = job.files(meta)
+
     def file_ok(frame: int) -> bool:
-        return (job.styled_dir / frame_name(frame, width, ext)).is_file()
+        return files.styled(frame).is_file()
 
     limits = Limits(max_attempts=options.max_attempts, frame_timeout=options.frame_timeout)
     coordinator = Coordinator(manifest, executor, run_id, limits, log, file_ok)
@@ -244,23 +238,18 @@ class AssembleResult:
 
 def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, fill: str = "fail") -> AssembleResult:
     job, _ = find_job(base, name)
-    output = (output or job.root / "output.mp4").absolute()
+    output = (output or job.default_output).absolute()
     if output.suffix.lower() not in video.COPYABLE_AUDIO:
         raise UsageError(f"output {output.name}: use a .mp4, .m4v, .mov or .mkv file name")
     if not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist")
     with JobLock(job):
-        manifest = Manifest.open(job.manifest_path)
-        try:
-            info = probe.VideoInfo.from_dict(manifest.meta("video"))
-            source = Path(manifest.meta("source"))
-            width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+        with Manifest.open(job.manifest_path) as manifest:
+            meta = manifest.job_meta()
             total = manifest.frame_count()
             done = set(manifest.frames(Status.DONE))
-        finally:
-            manifest.close()
-        missing = [i for i in range(1, total + 1)
-                   if i not in done or not (job.styled_dir / frame_name(i, width, ext)).is_file()]
+        info, source, files = meta.video, meta.source, job.files(meta)
+        missing = [i for i in range(1, total + 1) if i not in done or not files.styled(i).is_file()]
         if missing and fill == "fail":
             raise VpipeError(f"{len(missing)} of {total} frames are not styled yet ({describe_spans(missing)}): "
                              "run `vpipe stylize` / `vpipe retry-failed`, or assemble with --fill original")
@@ -269,10 +258,10 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
                            f"{job.frames_dir} to fill them from is missing")
         if info.audio and not source.is_file():
             raise MediaError(f"the source video {source} is gone, and its audio with it: put it back to assemble")
-        sequence = _link_sequence(job, total, width, ext, set(missing))
+        sequence = _link_sequence(job, files, total, set(missing))
         partial = output.with_name(f".{output.stem}.partial{output.suffix}")
         try:
-            args = video.assemble_args(video.tools().ffmpeg, sequence / frame_pattern(width, ext), info,
+            args = video.assemble_args(video.tools().ffmpeg, sequence / files.pattern, info,
                                        source, partial, crf)
             video.run(args, "encoding the output video")
             encoded = video.count_frames(partial)
@@ -285,13 +274,12 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
     return AssembleResult(job, output, total, len(missing), len(info.audio))
 
 
-def _link_sequence(job: Job, total: int, width: int, ext: str, from_source: set[int]) -> Path:
+def _link_sequence(job: Job, files: FrameFiles, total: int, from_source: set[int]) -> Path:
     """A gapless 1..N sequence of links to styled frames (or source frames filling the gaps)."""
-    sequence = job.root / ".assemble"
+    sequence = job.assemble_dir
     shutil.rmtree(sequence, ignore_errors=True)
     sequence.mkdir()
     for i in range(1, total + 1):
-        name = frame_name(i, width, ext)
-        target = (job.frames_dir if i in from_source else job.styled_dir) / name
-        (sequence / name).symlink_to(target.absolute())
+        target = files.source(i) if i in from_source else files.styled(i)
+        (sequence / files.name(i)).symlink_to(target.absolute())
     return sequence

@@ -25,8 +25,7 @@ class StatusReport:
 def status(base: Path, name: str | None) -> StatusReport:
     """Read-only: safe while a run is going (the manifest is in WAL mode)."""
     job, note = find_job(base, name)
-    manifest = Manifest.open(job.manifest_path)
-    try:
+    with Manifest.open(job.manifest_path) as manifest:
         counts = manifest.counts()
         failures = manifest.records(Status.FAILED)
         basis = manifest.throughput()
@@ -34,5 +33,3 @@ def status(base: Path, name: str | None) -> StatusReport:
         left = counts[Status.PENDING] + counts[Status.RUNNING]
         eta = left / rate if rate and left else None
         return StatusReport(job, counts, failures, rate, eta, manifest.meta("settings"), note, lock_holder(job))
-    finally:
-        manifest.close()

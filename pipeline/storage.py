@@ -79,7 +79,7 @@ def publish(path: Path, data: bytes, checkpoint: Callable[[str], None] = _no_che
     A crash at any point leaves at most a stale tmp file (swept at the next run), never a partial
     file under the final name. `checkpoint` is called after each step (crash-point tests).
     """
-    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+    tmp = tmp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(data)
@@ -95,9 +95,19 @@ def publish(path: Path, data: bytes, checkpoint: Callable[[str], None] = _no_che
     checkpoint("renamed")
 
 
+def tmp_name(path: Path) -> Path:
+    """Where this process writes `path` before the rename: hidden, and marked with its pid."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
+
+
+def tmp_files(folder: Path) -> list[Path]:
+    """Tmp files in `folder` (a live writer's, or stale ones left by writers that died)."""
+    return list(folder.glob(f".*{TMP_MARK}*")) if folder.is_dir() else []
+
+
 def sweep_tmp(folder: Path) -> int:
     """Remove tmp files left by writers that died; returns how many."""
-    stale = list(folder.glob(f".*{TMP_MARK}*")) if folder.is_dir() else []
+    stale = tmp_files(folder)
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)

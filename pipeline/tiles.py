@@ -84,13 +84,6 @@ def _nearest_centre(padded: np.ndarray, network: Network, ys: list[int], xs: lis
     return out
 
 
-def cut_lines(length: int, tile: int, overlap: int) -> list[int]:
-    """Where the nearest-centre cut between neighbouring windows falls: the middle of each overlap,
-    where a seam would show (frames at least one window long)."""
-    origins = starts(length, tile, overlap)
-    return [round((a + b + tile) / 2) for a, b in zip(origins, origins[1:], strict=False)]
-
-
 def fit(image: np.ndarray, size: int) -> np.ndarray:
     """Resize so the long side is `size` (area filter when shrinking)."""
     h, w = image.shape[:2]

@@ -15,8 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import probe, storage
-from .frames import frame_name
+from . import storage
 from .job import Job, JobLock, find_job
 from .manifest import Manifest
 
@@ -71,26 +70,22 @@ def verify(base: Path, name: str | None, fix: bool = False) -> VerifyReport:
     """Check every done frame; --fix takes the job lock (it writes), plain verify only reads."""
     job, note = find_job(base, name)
     with JobLock(job) if fix else contextlib.nullcontext():
-        manifest = Manifest.open(job.manifest_path)
-        try:
+        with Manifest.open(job.manifest_path) as manifest:
             return _verify(job, manifest, fix, note)
-        finally:
-            manifest.close()
 
 
 def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> VerifyReport:
-    width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
-    size = probe.VideoInfo.from_dict(manifest.meta("video")).display_size
+    meta = manifest.job_meta()
+    files, size = job.files(meta), meta.video.display_size
     hashes = manifest.done_hashes()
-    names = {idx: frame_name(idx, width, ext) for idx in hashes}
     quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # bad files are reported here
     try:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # decoding releases the GIL
-            problems = pool.map(lambda i: check_file(job.styled_dir / names[i], size, hashes[i]), sorted(hashes))
-            bad = [BadFrame(idx, names[idx], p) for idx, p in zip(sorted(hashes), problems, strict=True) if p]
+            problems = pool.map(lambda i: check_file(files.styled(i), size, hashes[i]), sorted(hashes))
+            bad = [BadFrame(idx, files.name(idx), p) for idx, p in zip(sorted(hashes), problems, strict=True) if p]
     finally:
         cv2.utils.logging.setLogLevel(quiet)
-    stale = len(list(job.styled_dir.glob(f".*{storage.TMP_MARK}*"))) if job.styled_dir.is_dir() else 0
+    stale = len(storage.tmp_files(job.styled_dir))
     if fix:
         by_problem: dict[str, list[int]] = defaultdict(list)
         for frame in bad:
@@ -98,7 +93,7 @@ def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> Verify
         for problem, frames in by_problem.items():
             manifest.reset(None, frames, f"verify: {problem}")
         for frame in bad:  # after the manifest says pending: a crash in between leaves no bad `done`
-            (job.styled_dir / frame.name).unlink(missing_ok=True)
+            files.styled(frame.idx).unlink(missing_ok=True)
         storage.sweep_tmp(job.styled_dir)
     return VerifyReport(job, len(hashes), bad, fix, stale, note)
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import storage, tiles, video
 from pipeline.errors import ModelError, UsageError
-from tests.conftest import assets_or_skip
+from tests.helpers import assets_or_skip, cut_lines
 
 arbitrary = pytest.importorskip("pipeline.engines.arbitrary")
 
@@ -90,7 +90,7 @@ def seam_ratio(image: np.ndarray, axis: int) -> float:
     gray = gray if axis == 1 else gray.T
     blocks = gray[: gray.shape[0] // 16 * 16].reshape(-1, 16, gray.shape[1]).mean(axis=1)
     steps = np.abs(np.diff(blocks, axis=1)).mean(axis=0)
-    lines = tiles.cut_lines(gray.shape[1], arbitrary.TILE, arbitrary.OVERLAP)
+    lines = cut_lines(gray.shape[1], arbitrary.TILE, arbitrary.OVERLAP)
     return float(max(steps[x - 1] for x in lines) / np.median(steps))
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import Result
 
-from tests.conftest import assets_or_skip, make_clip
+from tests.helpers import assets_or_skip, make_clip
 
 
 @pytest.fixture()

@@ -16,21 +16,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import FIXTURES, ROOT, make_clip
-from test_engine_fast import write_model
 
 from pipeline import video
-
-
-def one_line_error(result: Result, code: int, *words: str) -> None:
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output and "Usage:" not in result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("vpipe: error: ")]
-    assert len(errors) == 1, lines
-    message = errors[0].lower()
-    for word in words:
-        assert word.lower() in message, f"{word!r} not in {message!r}"
+from tests.helpers import FIXTURES, ROOT, make_clip, one_line_error, write_model
 
 
 def ffmpeg(*args: str) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import make_clip
-from test_bad_input import one_line_error
+
+from tests.helpers import make_clip, one_line_error, write_model
 
 
 @pytest.fixture()
@@ -116,7 +116,6 @@ def test_temporal_option_takes_an_optional_weight(vpipe: Callable[..., Result], 
 
 
 def test_precision_is_a_fast_engine_setting_the_job_keeps(tmp_path: Path, vpipe: Callable[..., Result], clip: Path) -> None:
-    from test_engine_fast import write_model
 
     from pipeline.manifest import Manifest
 

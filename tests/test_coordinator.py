@@ -6,7 +6,11 @@ import signal
 from pathlib import Path
 
 import pytest
-from stub_executor import (
+
+from pipeline.coordinator import Coordinator, Limits, Outcome
+from pipeline.errors import DiskFullError, VpipeError
+from pipeline.manifest import ErrorKind, Manifest, Status
+from tests.stub_executor import (
     Step,
     StubExecutor,
     chunk_end,
@@ -18,10 +22,6 @@ from stub_executor import (
     start,
     works,
 )
-
-from pipeline.coordinator import Coordinator, Limits, Outcome
-from pipeline.errors import DiskFullError, VpipeError
-from pipeline.manifest import ErrorKind, Manifest, Status
 
 CHUNKS = [[1, 2, 3, 4], [5, 6, 7, 8]]
 

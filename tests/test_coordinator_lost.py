@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from stub_executor import Script, Step, StubExecutor, done, lost, ready, retired, start, works
 
 from pipeline.coordinator import Coordinator, Limits
 from pipeline.errors import VpipeError
 from pipeline.manifest import Manifest, Status
+from tests.stub_executor import Script, Step, StubExecutor, done, lost, ready, retired, start, works
 
 
 class Quiet:

@@ -14,11 +14,11 @@ from pathlib import Path
 import cv2
 import pytest
 from click.testing import Result
-from conftest import make_clip, vpipe_process
 
 from pipeline.job import Job, JobLock
 from pipeline.manifest import Manifest, Status
 from pipeline.verify import verify
+from tests.helpers import make_clip, vpipe_process
 
 
 def split_job(tmp_path: Path, vpipe: Callable[..., Result], seconds: float) -> Path:

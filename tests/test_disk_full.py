@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import FIXTURES, make_clip
 
 from pipeline import video
+from tests.helpers import FIXTURES, make_clip
 
 
 def tmpfs_or_skip(where: Path) -> None:

@@ -12,10 +12,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import Result
-from conftest import assets_or_skip, make_clip
-from test_engine_fast import write_model
 
 from pipeline import probe, video
+from tests.helpers import assets_or_skip, make_clip, write_model
 
 
 def check_output(path: Path, width: int, height: int, rate: str, frames: int, audio: int) -> probe.VideoInfo:

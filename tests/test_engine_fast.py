@@ -10,43 +10,11 @@ import pytest
 
 from pipeline.engines.fast.engine import FastEngine
 from pipeline.engines.fast.padding import pad_to_multiple
-from pipeline.engines.fast.weights import load_weights
 from pipeline.errors import ModelError
+from tests.helpers import frame, load_weights, write_model
 
 ASSETS = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 WAVE = ASSETS / "models" / "lengstrom_fst" / "wave"
-
-
-def layer_shapes(c1: int, c2: int, c3: int) -> list[list[int]]:
-    """Kernel shapes of the 16 layers, transposed kernels stored [k, k, out, in]."""
-    convs = [[9, 9, 3, c1], [3, 3, c1, c2], [3, 3, c2, c3]] + [[3, 3, c3, c3]] * 10
-    return convs + [[3, 3, c2, c3], [3, 3, c1, c2], [9, 9, c1, 3]]
-
-
-def write_model(folder: Path, channels: tuple[int, int, int] = (32, 64, 128), seed: int = 0) -> Path:
-    """Write a weights folder in the exact on-disk layout of the real dumps."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    manifest = {}
-    for layer, kshape in enumerate(layer_shapes(*channels)):
-        out = kshape[2] if layer in (13, 14) else kshape[3]
-        fan_in = kshape[0] * kshape[1] * (kshape[3] if layer in (13, 14) else kshape[2])
-        arrays = [
-            rng.normal(0, 1 / np.sqrt(fan_in), kshape),
-            rng.normal(0, 0.1, [out]),
-            1 + rng.normal(0, 0.1, [out]),
-        ]
-        for j, arr in enumerate(arrays):
-            i = 3 * layer + j
-            name = "Variable" if i == 0 else f"Variable_{i}"
-            arr.astype("<f4").tofile(folder / name)
-            manifest[name] = {"filename": name, "shape": list(arr.shape)}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return folder
-
-
-def frame(h: int, w: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +65,7 @@ def test_shape_and_dtype(engine: FastEngine, size: tuple[int, int]) -> None:
 def test_batch_equals_per_frame(engine: FastEngine) -> None:
     frames = [frame(67, 45, seed=s) for s in range(3)]
     batched = engine.stylize(frames)
-    for f, b in zip(frames, batched, strict=False):
+    for f, b in zip(frames, batched, strict=True):
         [single] = engine.stylize([f])
         assert np.abs(single.astype(int) - b.astype(int)).max() <= 1
 

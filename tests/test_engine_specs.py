@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import ROOT, make_clip
-from test_bad_input import one_line_error
 
 from pipeline import engines, storage
 from pipeline.engines.spec import EngineSpec
 from pipeline.errors import UsageError
+from tests.helpers import ROOT, make_clip, one_line_error
 
 # The modules that used to name engines and now read their specs.
 READERS = ("cli/jobs.py", "cli/params.py", "settings.py", "resources.py", "styles.py", "temporal.py", "sheet.py",

@@ -12,7 +12,7 @@ from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import network, weights
 from pipeline.engines.fast.precision import cpu_flags, resolve
 from pipeline.errors import UsageError
-from tests.test_engine_fast import frame, write_model
+from tests.helpers import frame, write_model
 
 
 @pytest.mark.parametrize("k", [3, 5, 9])

@@ -20,7 +20,7 @@ from pipeline.engines.fast import tiles as fast_tiles
 from pipeline.engines.fast.engine import FastEngine
 from pipeline.engines.fast.spec import BYTES_PER_PIXEL
 from pipeline.metrics import psnr
-from tests.conftest import assets_or_skip
+from tests.helpers import assets_or_skip
 
 CORE = 128
 

@@ -6,22 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline import flow, metrics
-
-
-def texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
-    """A smooth random RGB texture DIS can track (blurred noise)."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    noise = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
-    return np.clip(cv2.GaussianBlur(noise, (0, 0), 2.0) * 3 - 255, 0, 255).astype(np.uint8)
-
-
-def shift(image: np.ndarray, dx: int) -> np.ndarray:
-    """The scene moved right by dx pixels; the new strip on the left is fresh content."""
-    out = np.roll(image, dx, axis=1)
-    out[:, :dx] = texture(image.shape[0], dx, seed=99)
-    return out
+from tests.helpers import shift, texture
 
 
 def test_warp_with_exact_flow_brings_back_the_image() -> None:

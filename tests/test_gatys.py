@@ -12,7 +12,7 @@ from pipeline import optimize
 from pipeline.engines import features, gatys
 from pipeline.engines.base import Guide
 from pipeline.errors import ModelError, UsageError
-from tests.conftest import assets_or_skip
+from tests.helpers import assets_or_skip
 
 
 def t(values: object) -> tf.Tensor:

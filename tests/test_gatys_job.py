@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import Result
 
-from tests.conftest import ASSETS, assets_or_skip, make_clip
+from tests.helpers import ASSETS, assets_or_skip, frame_stats, make_clip
 
 
 @pytest.fixture()
@@ -29,11 +28,6 @@ def painting(path: Path) -> Path:
     return path
 
 
-def stats(jobs: Path, name: str) -> dict[int, dict[str, object]]:
-    with sqlite3.connect(jobs / name / "manifest.sqlite") as conn:
-        return {i: json.loads(s) for i, s in conn.execute("SELECT idx, stats FROM frames WHERE stats IS NOT NULL")}
-
-
 def test_gatys_video_mode_job_records_stats_and_measures(tmp_path: Path, gatys_env: Path,
                                                          vpipe: Callable[..., Result]) -> None:
     clip = make_clip(tmp_path / "clip.mp4", size="64x48", seconds=0.3)
@@ -43,7 +37,7 @@ def test_gatys_video_mode_job_records_stats_and_measures(tmp_path: Path, gatys_e
                    "--chunk", "3", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert "6 frames styled, 0 failed" in result.output
-    per_frame = stats(gatys_env, "g")
+    per_frame = frame_stats(gatys_env / "g" / "manifest.sqlite")
     assert sorted(per_frame) == [1, 2, 3, 4, 5, 6]
     assert per_frame[1]["init"] == "content" and per_frame[1]["iterations"] == 6  # cold: twice the budget
     assert all(per_frame[i]["init"] == "warped" for i in range(2, 7))
@@ -64,7 +58,7 @@ def test_gatys_video_mode_job_records_stats_and_measures(tmp_path: Path, gatys_e
     assert changed.exit_code == 2 and "other settings" in changed.output and "params" in changed.output
     resumed = vpipe("stylize", "--range", "7-7")  # the job's own settings: gatys, video mode
     assert resumed.exit_code == 0, resumed.output
-    assert stats(gatys_env, "g")[7]["previous"] == "done"
+    assert frame_stats(gatys_env / "g" / "manifest.sqlite")[7]["previous"] == "done"
 
 
 @pytest.mark.parametrize(("make", "code", "message"), [

@@ -14,8 +14,7 @@ from click.testing import Result
 from pipeline.cli.train import _style_toml
 from pipeline.models import catalogue
 from pipeline.training import Plan
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def test_the_project_has_an_apache_licence_and_says_so() -> None:

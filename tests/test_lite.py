@@ -14,8 +14,7 @@ import pytest
 from pipeline.engines import litert
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import padding, weights, xnnpack
-from tests.conftest import ROOT
-from tests.test_engine_fast import frame, write_model
+from tests.helpers import ROOT, frame, write_model
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +77,43 @@ def test_an_unwritable_cache_costs_only_time(slim: Path, tmp_path: Path, capsys:
     assert "not caching the converted net" in capsys.readouterr().err
 
 
-def test_a_cpu_worker_with_the_net_cached_never_imports_tensorflow(slim: Path, tmp_path: Path) -> None:
-    """What makes CPU workers start fast: engine load and frames without `import tensorflow`."""
+AVX2 = frozenset({"avx", "avx2", "fma"})  # auto picks fp32 on XNNPACK here
+AVX512_BF16 = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16"})  # auto picks bf16 on the TF graph
+
+
+def worker_runs(slim: Path, tmp_path: Path, flags: frozenset[str]) -> list[dict[str, object]]:
+    """Two fresh worker processes loading the fast engine as workers do (auto precision), on a CPU with
+    these flags whatever this machine has; what each ran and whether it imported TensorFlow."""
     script = (
         "import sys, json, numpy as np\n"
         "from pathlib import Path\n"
         "from pipeline.engines.fast import engine as fast\n"
+        "fast.precisions.cpu_flags = lambda: frozenset(json.loads(sys.argv[2]))  # the CPU this test states\n"
         "engine = fast.load(Path(sys.argv[1]), {'threads': 1, 'max_memory': 2 ** 31})  # as workers get it\n"
         "out = engine.stylize([np.zeros((40, 56, 3), np.uint8)])[0]\n"
-        "print(json.dumps({'backend': engine.backend, 'shape': out.shape, 'tf': 'tensorflow' in sys.modules}))\n"
+        "print(json.dumps({'backend': engine.backend, 'precision': engine.precision, 'shape': out.shape,\n"
+        "                  'tf': 'tensorflow' in sys.modules}))\n"
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": "-1", "PYTHONPATH": str(ROOT)}
     env.pop(fast.BACKEND_ENV, None)
-    runs = [json.loads(subprocess.run([sys.executable, "-c", script, str(slim)], env=env, check=True,
-                                      capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    return [json.loads(subprocess.run([sys.executable, "-c", script, str(slim), json.dumps(sorted(flags))], env=env,
+                                      check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
             for _ in range(2)]
+
+
+def test_a_cpu_worker_with_the_net_cached_never_imports_tensorflow(slim: Path, tmp_path: Path) -> None:
+    """What makes CPU workers start fast: engine load and frames without `import tensorflow` (on an
+    AVX2 CPU without bf16, where auto runs fp32 on XNNPACK)."""
+    runs = worker_runs(slim, tmp_path, AVX2)
+    for run_ in runs:
+        assert run_.pop("precision") == "fp32"
     assert runs[0] == {"backend": "xnnpack", "shape": [40, 56, 3], "tf": True}  # converted: needs TensorFlow
     assert runs[1] == {"backend": "xnnpack", "shape": [40, 56, 3], "tf": False}  # from the cache
     assert len(list((tmp_path / "vpipe" / "tflite").glob("fast-*.tflite"))) == 1
+
+
+def test_on_an_avx512_bf16_cpu_auto_runs_bf16_on_the_graph_and_caches_no_tflite(slim: Path, tmp_path: Path) -> None:
+    """The other CPU the machines may have: auto picks bf16, which only the TensorFlow graph runs."""
+    runs = worker_runs(slim, tmp_path, AVX512_BF16)
+    assert runs == [{"backend": "tf", "precision": "bf16", "shape": [40, 56, 3], "tf": True}] * 2
+    assert not list((tmp_path / "vpipe" / "tflite").glob("fast-*.tflite"))

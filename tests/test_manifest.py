@@ -11,6 +11,7 @@ import pytest
 from pipeline import manifest as manifest_module
 from pipeline.errors import JobError
 from pipeline.manifest import SCHEMA_VERSION, ErrorKind, FrameRecord, Manifest, Status
+from tests.helpers import frame_stats
 
 
 @pytest.fixture()
@@ -395,6 +396,6 @@ def test_version_1_manifest_is_migrated_in_place(tmp_path: Path) -> None:
     try:
         assert m.meta("schema_version") == SCHEMA_VERSION
         m.mark_done(2, 1, 0.5, "abc", {"iterations": 7, "loss": 1.5})
-        assert m.stats() == {2: {"iterations": 7, "loss": 1.5}}
+        assert frame_stats(path) == {2: {"iterations": 7, "loss": 1.5}}
     finally:
         m.close()

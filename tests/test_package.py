@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import video
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.engines.fast.engine import FastEngine
 from pipeline.metrics import psnr
-from tests.conftest import assets_or_skip
+from tests.helpers import assets_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_DB = 45.0

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import Result
-from conftest import assets_or_skip, make_clip
 
 from pipeline import preview, sheet, storage, video
+from tests.helpers import assets_or_skip, make_clip
 
 
 def test_frames_are_spread_over_the_video() -> None:

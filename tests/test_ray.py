@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import make_clip
 
 from pipeline.errors import UsageError, VpipeError
 from pipeline.manifest import Manifest
 from pipeline.storage import file_digest
+from tests.helpers import make_clip
 
 ray = pytest.importorskip("ray")
 from pipeline.executors import ray as ray_executor  # noqa: E402 - only once ray is known to be there

@@ -15,10 +15,10 @@ from typing import Any
 import cv2
 import pytest
 from click.testing import Result
-from conftest import make_clip, vpipe_process
 
 from pipeline import stages
 from pipeline.manifest import Manifest, Status
+from tests.helpers import make_clip, vpipe_process
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import make_clip
 
 import pipeline.executors
 from pipeline.manifest import Manifest, Status
+from tests.helpers import make_clip
 
 
 def test_without_ray_installed_the_error_says_how_to_get_it(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-from conftest import make_clip, vpipe_process
 
 from pipeline import video
+from tests.helpers import make_clip, vpipe_process
 
 
 def counts(job: Path) -> dict[str, int]:

@@ -11,12 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, ROOT, make_clip
-from test_engine_fast import write_model
 
-from pipeline.engines.fast.weights import load_weights
 from pipeline.errors import ModelError, UsageError
 from pipeline.job import check_name, name_from_path
+from tests.helpers import FIXTURES, ROOT, load_weights, make_clip, write_model
 
 SOURCES = sorted((ROOT / "pipeline").rglob("*.py"))
 CODE_RUNNING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "shelve", "marshal", "joblib", "cloudpickle"}

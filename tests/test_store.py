@@ -17,7 +17,7 @@ from click.testing import Result
 
 from pipeline.errors import ModelError, UsageError
 from pipeline.models import catalogue, lookup
-from tests.conftest import ASSETS, assets_or_skip
+from tests.helpers import ASSETS, assets_or_skip
 
 
 def one_line(result: Result, code: int, *words: str) -> str:

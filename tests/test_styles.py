@@ -12,7 +12,7 @@ from click.testing import Result
 
 from pipeline import sheet, styles
 from pipeline.errors import ModelError, UsageError
-from tests.conftest import ASSETS, ROOT, assets_or_skip
+from tests.helpers import ASSETS, ROOT, assets_or_skip, write_model
 
 
 def painting(path: Path, size: tuple[int, int] = (96, 128)) -> Path:
@@ -100,7 +100,6 @@ def test_styles_lists_the_shipped_styles(vpipe: Callable[..., Result], monkeypat
 
 
 def test_contact_sheet(places: dict[str, Path], vpipe: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.test_engine_fast import write_model
 
     monkeypatch.setenv("VPIPE_MODELS_DIR", str(assets_or_skip("models")))
     base, tmp = places["styles"], places["tmp"]

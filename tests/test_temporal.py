@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.engines.base import Guide
 from pipeline.temporal import Sequence, Temporal
-from tests.test_flow import shift, texture
+from tests.helpers import shift, texture
 
 
 class Recorder:

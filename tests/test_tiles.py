@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
 from pipeline import tiles
+from tests.helpers import cut_lines
 
 TILE, OVERLAP = 384, 128
 
@@ -26,7 +29,7 @@ def test_starts_cover_with_at_least_the_overlap(length: int, expected: list[int]
 def test_starts_properties(length: int) -> None:
     origins = tiles.starts(length, TILE, OVERLAP)
     assert origins[0] == 0 and origins[-1] + TILE == length
-    assert all(b - a <= TILE - OVERLAP for a, b in zip(origins, origins[1:], strict=False))
+    assert all(b - a <= TILE - OVERLAP for a, b in pairwise(origins))
 
 
 def test_ramp_is_positive_symmetric_and_flat_in_the_middle() -> None:
@@ -68,7 +71,7 @@ def test_feathering_hides_what_a_hard_cut_shows() -> None:
 
     hard = tiles.tiled(frame, toned, TILE, OVERLAP, feather=False)
     soft = tiles.tiled(frame, toned, TILE, OVERLAP)
-    lines = tiles.cut_lines(1000, TILE, OVERLAP)
+    lines = cut_lines(1000, TILE, OVERLAP)
     interior = np.median([step_at(frame, x) for x in range(1, 1000)])
     assert max(step_at(hard, x) for x in lines) > 2 * interior  # the metric sees a seam when there is one
     assert max(step_at(soft, x) for x in lines) < 1.2 * interior

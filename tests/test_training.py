@@ -14,10 +14,8 @@ from click.testing import Result
 from pipeline import flow, training
 from pipeline.engines import features
 from pipeline.engines.fast.engine import FastEngine
-from pipeline.engines.fast.weights import load_weights
 from pipeline.errors import ModelError
-from tests.conftest import ASSETS, assets_or_skip, make_clip
-from tests.test_flow import texture
+from tests.helpers import ASSETS, assets_or_skip, load_weights, make_clip, texture
 
 
 def test_tf_warp_matches_the_opencv_warp() -> None:

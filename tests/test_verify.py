@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import Result
-from conftest import make_clip
 
 from pipeline.manifest import Manifest, Status
 from pipeline.verify import check_data
+from tests.helpers import make_clip
 
 
 def styled_job(tmp_path: Path, vpipe: Callable[..., Result], fmt: str) -> Path:

@@ -9,11 +9,11 @@ from pathlib import Path
 import cv2
 import pytest
 from click.testing import Result
-from conftest import make_clip
 
 from pipeline.errors import UsageError
 from pipeline.manifest import Manifest, Status
 from pipeline.resources import parse_size, plan_workers
+from tests.helpers import make_clip
 
 K = 6  # the frame that misbehaves: mid-chunk, so the rest of its chunk must go to a fresh worker
 

@@ -38,7 +38,7 @@ class Group(click.Group):
             _fail(exc.format_message() + hint, exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
-        except Exception as exc:  # noqa: BLE001 - a bug: one line here, the traceback on request
+        except Exception as exc:  # a bug: one line here, the traceback on request
             if is_disk_full(exc):  # e.g. the log or the manifest could not grow
                 _fail(f"no space left on the device ({exc}); {DISK_FULL_HINT}", DiskFullError.exit_code)
             if os.environ.get("VPIPE_DEBUG"):

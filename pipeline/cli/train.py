@@ -21,7 +21,7 @@ def _net(choice: str | None) -> tuple[str, Path]:
         return choice, lookup.verified(lookup.FEATURE_NETS[choice])
     try:
         return "vgg19", lookup.verified(lookup.FEATURE_NETS["vgg19"])
-    except Exception:  # noqa: BLE001 - absent or damaged: fall back to the small network
+    except Exception:  # absent or damaged: fall back to the small network
         return "squeezenet", lookup.verified(lookup.FEATURE_NETS["squeezenet"])
 
 

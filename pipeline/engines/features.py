@@ -109,7 +109,7 @@ def read_h5(path: Path, net: str) -> list[tuple[np.ndarray, np.ndarray]]:
         raise ModelError(f"{path.name} is not a readable Keras weights file ({exc})") from exc
     if len(pairs) < len(expected):
         raise ModelError(f"{path.name}: {len(pairs)} conv layers, {net} needs {len(expected)}: wrong file?")
-    for i, ((kernel, bias), shape) in enumerate(zip(pairs, expected, strict=False)):
+    for i, ((kernel, bias), shape) in enumerate(zip(pairs[:len(expected)], expected, strict=True)):
         if kernel.shape != shape or bias.shape != (shape[3],):
             raise ModelError(f"{path.name}: conv {i + 1} has shape {list(kernel.shape)}, {net} needs {list(shape)}")
     return pairs[: len(expected)]

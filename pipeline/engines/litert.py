@@ -31,7 +31,7 @@ def interpreter(model: Path | bytes, threads: int = 0, allocate: bool = True) ->
     except ImportError:
         import tensorflow as tf
 
-        Interpreter = tf.lite.Interpreter  # noqa: N806
+        Interpreter = tf.lite.Interpreter
     source = {"model_path": str(model)} if isinstance(model, Path) else {"model_content": model}
     with warnings.catch_warnings(), quiet.muted():  # its XNNPACK delegate announces itself on stderr
         warnings.simplefilter("ignore")  # TF 2.20+ deprecation notice for tf.lite.Interpreter

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,7 +69,7 @@ class Layout:
         ch, cw = self.core
 
         def cuts(origins: list[int], size: int, length: int, align: int) -> list[int]:
-            middle = [align * round((a + b + size) / 2 / align) for a, b in zip(origins, origins[1:], strict=False)]
+            middle = [align * round((a + b + size) / 2 / align) for a, b in pairwise(origins)]
             return [0, *middle, length]
 
         ry, rx = cuts(self.ys, ch, self.height, ALIGN), cuts(self.xs, cw, self.width, ALIGN)

@@ -68,11 +68,6 @@ def check_structure(where: str, arrays: list[np.ndarray], decoder: str) -> None:
         channels = c_out
 
 
-def load_weights(folder: Path) -> list[np.ndarray]:
-    """The arrays in network order (48 for the Engstrom nets)."""
-    return load_net(folder)[0]
-
-
 def load_net(folder: Path) -> tuple[list[np.ndarray], str]:
     """Read and validate the arrays and the decoder kind; one-line ModelErrors."""
     folder = Path(folder)

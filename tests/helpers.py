@@ -1,0 +1,144 @@
+"""What several test files (and the benches) share: places, real clips, tiny models, synthetic images.
+
+Test files import these from `tests.helpers`; conftest.py imports from here too and only defines
+fixtures (never the other way round). The repository root is on sys.path for pytest (pyproject's
+`pythonpath`), for the benches (they insert it) and for subprocess runs (PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import Result
+
+from pipeline import tiles, video
+from pipeline.engines.fast.weights import load_net
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT.parent / "shared" / "assets"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def assets_or_skip(relative: str) -> Path:
+    path = ASSETS / relative
+    if not path.exists():
+        pytest.skip(f"{path} not found: the real assets in ../shared/assets are absent")
+    return path
+
+
+# ---------------------------------------------------------------- clips and the CLI
+
+
+def make_clip(path: Path, size: str = "64x48", rate: str = "30000/1001", seconds: float = 0.4,
+              audio: int = 1, extra: tuple[str, ...] = ()) -> Path:
+    """A real H.264 clip from ffmpeg's test source (+ sine audio tracks)."""
+    args = [video.tools().ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+            "-i", f"testsrc=size={size}:rate={rate}"]
+    for i in range(audio):
+        args += ["-f", "lavfi", "-i", f"sine=frequency={440 * (i + 1)}:sample_rate=44100"]
+    args += ["-t", str(seconds), "-map", "0:v"]
+    for i in range(audio):
+        args += ["-map", f"{i + 1}:a"]
+    w, h = (int(v) for v in size.split("x"))
+    pix = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+    args += ["-c:v", "libx264", "-pix_fmt", pix, "-c:a", "aac", *extra, str(path)]
+    subprocess.run(args, check=True)
+    return path
+
+
+def vpipe_process(args: list[str], env: dict[str, str], **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)  # type: ignore[call-overload]
+
+
+def one_line_error(result: Result, code: int, *words: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output and "Usage:" not in result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("vpipe: error: ")]
+    assert len(errors) == 1, lines
+    message = errors[0].lower()
+    for word in words:
+        assert word.lower() in message, f"{word!r} not in {message!r}"
+
+
+def frame_stats(manifest: Path) -> dict[int, dict[str, Any]]:
+    """The per-frame engine figures the manifest records (frames.stats: the README documents the
+    column for people who look; vpipe itself never reads it back)."""
+    with sqlite3.connect(manifest) as conn:
+        rows = conn.execute("SELECT idx, stats FROM frames WHERE stats IS NOT NULL ORDER BY idx").fetchall()
+    return {i: json.loads(s) for i, s in rows}
+
+
+# ---------------------------------------------------------------- fast-net weights
+
+
+def layer_shapes(c1: int, c2: int, c3: int) -> list[list[int]]:
+    """Kernel shapes of the 16 layers, transposed kernels stored [k, k, out, in]."""
+    convs = [[9, 9, 3, c1], [3, 3, c1, c2], [3, 3, c2, c3]] + [[3, 3, c3, c3]] * 10
+    return convs + [[3, 3, c2, c3], [3, 3, c1, c2], [9, 9, c1, 3]]
+
+
+def write_model(folder: Path, channels: tuple[int, int, int] = (32, 64, 128), seed: int = 0) -> Path:
+    """Write a weights folder in the exact on-disk layout of the real dumps."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    manifest = {}
+    for layer, kshape in enumerate(layer_shapes(*channels)):
+        out = kshape[2] if layer in (13, 14) else kshape[3]
+        fan_in = kshape[0] * kshape[1] * (kshape[3] if layer in (13, 14) else kshape[2])
+        arrays = [
+            rng.normal(0, 1 / np.sqrt(fan_in), kshape),
+            rng.normal(0, 0.1, [out]),
+            1 + rng.normal(0, 0.1, [out]),
+        ]
+        for j, arr in enumerate(arrays):
+            i = 3 * layer + j
+            name = "Variable" if i == 0 else f"Variable_{i}"
+            arr.astype("<f4").tofile(folder / name)
+            manifest[name] = {"filename": name, "shape": list(arr.shape)}
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return folder
+
+
+def load_weights(folder: Path) -> list[np.ndarray]:
+    """The arrays of a weights folder in network order (48 for the Engstrom nets), validated."""
+    return load_net(folder)[0]
+
+
+# ---------------------------------------------------------------- synthetic images and measures
+
+
+def frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB texture DIS can track (blurred noise)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(noise, (0, 0), 2.0) * 3 - 255, 0, 255).astype(np.uint8)
+
+
+def shift(image: np.ndarray, dx: int) -> np.ndarray:
+    """The scene moved right by dx pixels; the new strip on the left is fresh content."""
+    out = np.roll(image, dx, axis=1)
+    out[:, :dx] = texture(image.shape[0], dx, seed=99)
+    return out
+
+
+def cut_lines(length: int, tile: int, overlap: int) -> list[int]:
+    """Where the nearest-centre cut between neighbouring windows of pipeline.tiles falls: the middle
+    of each overlap, where a seam would show (frames at least one window long)."""
+    origins = tiles.starts(length, tile, overlap)
+    return [round((a + b + tile) / 2) for a, b in pairwise(origins)]
