@@ -113,7 +113,7 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
         manifest.close()
     if not done:
         raise UsageError(f"job {job.name!r}: no styled frames in {first}-{last} to measure")
-    read = _reader(job, width, ext)
+    read = _reader(job, width, ext, storage.styled_ext(settings, ext))
     styled_errors: list[float] = []
     source_errors: list[float] = []
     notes: list[str] = []
@@ -141,9 +141,10 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
     return report
 
 
-def _reader(job: Job, width: int, ext: str) -> Callable[[Path, int], np.ndarray]:
+def _reader(job: Job, width: int, ext: str, styled_ext: str) -> Callable[[Path, int], np.ndarray]:
     def read(folder: Path, index: int) -> np.ndarray:
-        return fit(storage.read_rgb(folder / frame_name(index, width, ext)), MAX_SIDE)
+        name = frame_name(index, width, styled_ext if folder == job.styled_dir else ext)
+        return fit(storage.read_rgb(folder / name), MAX_SIDE)
     return read
 
 

@@ -79,7 +79,8 @@ def verify(base: Path, name: str | None, fix: bool = False) -> VerifyReport:
 
 
 def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> VerifyReport:
-    width, ext = int(manifest.meta("name_width")), str(manifest.meta("ext"))
+    width = int(manifest.meta("name_width"))
+    ext = storage.styled_ext(manifest.meta("settings"), str(manifest.meta("ext")))
     size = probe.VideoInfo.from_dict(manifest.meta("video")).display_size
     hashes = manifest.done_hashes()
     names = {idx: frame_name(idx, width, ext) for idx in hashes}

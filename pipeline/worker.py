@@ -112,6 +112,8 @@ class Worker:
         self.styled_dir = Path(config["styled_dir"])
         self.width = int(config["name_width"])
         self.ext = str(config["ext"])
+        self.styled_ext = str(config.get("styled_ext") or self.ext)  # stylize --format
+        self.quality = config.get("quality")
         self.max_side = config.get("max_side")
         self.engine = engines.load(config["engine"], Path(config["model"]), config.get("options", {}))
         self.sequence = Sequence(self.engine, Temporal.from_config(config.get("temporal")),
@@ -157,17 +159,17 @@ class Worker:
 
     def done_frame(self, index: int) -> np.ndarray | None:
         """A styled frame already in the job (published files are complete), at the working size."""
-        path = self.styled_dir / frame_name(index, self.width, self.ext)
+        path = self.styled_dir / frame_name(index, self.width, self.styled_ext)
         try:
             return fit(storage.read_rgb(path), self.max_side) if path.is_file() else None
         except (OSError, ValueError):
             return None
 
     def stylize_one(self, index: int, frame: np.ndarray) -> tuple[str, dict[str, Any]]:
-        name = frame_name(index, self.width, self.ext)
+        name = frame_name(index, self.width, self.styled_ext)
         faults.strike(index, "engine")
         styled, stats = self.sequence.stylize(index, fit(frame, self.max_side))
-        data = storage.encode(restore(styled, frame.shape), self.ext)
+        data = storage.encode(restore(styled, frame.shape), self.styled_ext, self.quality)
         storage.publish(self.styled_dir / name, data, lambda point: faults.strike(index, point))
         return storage.digest(data), stats
 

@@ -13,6 +13,8 @@ from ..engines import PARAMS as ENGINE_PARAMS
 from ..engines.fast.precision import PRECISIONS
 from ..logs import format_seconds
 from ..manifest import Status
+from ..storage import FORMATS
+from ..video import CODECS
 from .app import base
 from .params import RangeType, parse_layers, parse_temporal, with_run_options
 
@@ -91,6 +93,10 @@ def _report(result: stages.RunResult) -> None:
               help="fast: number format of the convolutions (default auto: bf16 on CPUs with AVX-512 BF16/AMX, "
                    "fp16 on GPUs, else fp32).")
 @click.option("--restart", is_flag=True, help="Discard styled frames made with other settings.")
+@click.option("--format", "frame_format", type=click.Choice(FORMATS),
+              help="Styled frames' files: png (lossless, default), jpg or webp (smaller).")
+@click.option("--quality", type=click.IntRange(1, 100),
+              help="jpg/webp quality (default jpg 95, webp 90; webp 100 is lossless).")
 @click.pass_context
 def stylize(ctx: click.Context, job: str | None, temporal: str | None, no_temporal: bool, **kw: Any) -> None:
     """Stylize pending frames in crash-isolated workers; resumable."""
@@ -116,11 +122,26 @@ def retry_failed(ctx: click.Context, job: str | None, **kw: Any) -> None:
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
 @click.option("--fill", type=click.Choice(["fail", "original"]), default="fail", show_default=True,
               help="Missing styled frames: stop, or use the source frames.")
+@click.option("--codec", type=click.Choice(CODECS),
+              help="h264 (default), h265, prores (ProRes 4444, .mov) or ffv1 (lossless, .mkv); "
+                   "the default output's suffix follows it.")
+@click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the styled image sequence into this folder (instead of the video; with -o as well).")
+@click.option("--force", is_flag=True, help="Replace a --frames-out folder that is not empty.")
 @click.pass_context
-def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int, fill: str) -> None:
-    """Encode the styled frames at the source's exact rate, with its audio."""
-    result = stages.assemble(base(ctx), job, output, crf, fill)
+def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int, fill: str, codec: str | None,
+             frames_out: Path | None, force: bool) -> None:
+    """Encode the styled frames at the source's exact rate, with its audio, subtitles, chapters and tags."""
+    result = stages.assemble(base(ctx), job, output, crf, fill, codec, frames_out, force)
+    for note in result.notes:
+        click.echo(f"note: {note}")
     if result.filled:
         click.echo(f"note: {result.filled} missing frames filled with the original frames")
-    click.echo(f"job {result.job.name}: {result.frames} frames, {result.audio_streams} audio streams")
-    click.echo(str(result.output))
+    if result.output is not None:
+        extras = "".join(f", {n} {what}" for n, what in ((result.subtitle_streams, "subtitle streams"),
+                                                         (result.chapters, "chapters")) if n)
+        click.echo(f"job {result.job.name}: {result.frames} frames ({result.codec}), "
+                   f"{result.audio_streams} audio streams{extras}")
+        click.echo(str(result.output))
+    if result.frames_out is not None:
+        click.echo(f"job {result.job.name}: {result.frames} frames written to {result.frames_out}")
