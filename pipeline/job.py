@@ -69,15 +69,19 @@ class FrameFiles:
     styled_dir: Path
     width: int
     ext: str
+    styled_ext: str = ""  # stylize --format; "": the frames' own
 
     def name(self, index: int) -> str:
         return frame_name(index, self.width, self.ext)
+
+    def styled_name(self, index: int) -> str:
+        return frame_name(index, self.width, self.styled_ext or self.ext)
 
     def source(self, index: int) -> Path:
         return self.source_dir / self.name(index)
 
     def styled(self, index: int) -> Path:
-        return self.styled_dir / self.name(index)
+        return self.styled_dir / self.styled_name(index)
 
     @property
     def pattern(self) -> str:
@@ -138,9 +142,10 @@ class Job:
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
-    def files(self, meta: JobMeta) -> FrameFiles:
-        """The job's frame paths: frames/NNNNNN.ext and styled/NNNNNN.ext."""
-        return FrameFiles(self.frames_dir, self.styled_dir, meta.name_width, meta.ext)
+    def files(self, meta: JobMeta, settings: dict[str, Any] | None = None) -> FrameFiles:
+        """The job's frame paths: frames/NNNNNN.ext and styled/NNNNNN.ext (the run settings' --format)."""
+        return FrameFiles(self.frames_dir, self.styled_dir, meta.name_width, meta.ext,
+                          str((settings or {}).get("format") or ""))
 
 
 def find_job(base: Path, name: str | None) -> tuple[Job, str | None]:

@@ -80,6 +80,11 @@ def spread(indices: list[int], count: int) -> list[int]:
     return [indices[round(k * (len(indices) - 1) / (count - 1))] for k in range(count)] if count > 1 else indices[:1]
 
 
+def _read(path: Path) -> np.ndarray:
+    """A frame as measured: at most MAX_SIDE, whatever the job's size."""
+    return fit(storage.read_rgb(path), MAX_SIDE)
+
+
 def style_distance(style_image: Path, images: list[np.ndarray]) -> list[float]:
     """Gram distance of each image to the style image (SqueezeNet, the gatys defaults)."""
     import tensorflow as tf
@@ -103,8 +108,8 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
         total = manifest.frame_count()
         first, last = frames.resolve(total) if frames else (1, total)
         done = manifest.frames(Status.DONE, first, last)
-        files = job.files(manifest.job_meta())
         settings = manifest.meta("settings") or {}
+        files = job.files(manifest.job_meta(), settings)
     if not done:
         raise UsageError(f"job {job.name!r}: no styled frames in {first}-{last} to measure")
     styled_errors: list[float] = []
@@ -134,9 +139,6 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
     return report
 
 
-def _read(path: Path) -> np.ndarray:
-    """A frame as measured: at most MAX_SIDE, whatever the job's size."""
-    return fit(storage.read_rgb(path), MAX_SIDE)
 
 
 def _save(job: Job, report: Report) -> None:

@@ -1,7 +1,8 @@
 """What ffprobe (JSON) or ffmpeg's own stream listing says about a video: pure parsers, no I/O.
 
 `video.probe` runs the binary; these turn its output into a `VideoInfo` (exact rate as a fraction,
-variable-rate detection, rotation, sample aspect ratio, every audio stream).
+variable-rate detection, rotation, sample aspect ratio, every audio and subtitle stream, the number of
+chapters, the file's own metadata) that split stores in the job and assemble writes back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ class AudioStream:
     channels: int | None = None
     sample_rate: int | None = None
     language: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    index: int  # stream index in the source file
+    codec: str  # ffmpeg's codec name: mov_text, subrip, ass, webvtt, dvd_subtitle, hdmv_pgs_subtitle...
+    language: str | None = None
+    title: str | None = None
+
+
+# Container bookkeeping that a new file gets from its own muxer, not from the source.
+TECHNICAL_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "creation_time", "duration"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,9 @@ class VideoInfo:
     codec: str
     container: str
     audio: tuple[AudioStream, ...] = field(default_factory=tuple)
+    subtitles: tuple[SubtitleStream, ...] = field(default_factory=tuple)
+    chapters: int = 0
+    tags: dict[str, str] = field(default_factory=dict)  # the file's metadata (title, artist...), no technical tags
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -51,8 +68,10 @@ class VideoInfo:
 
     @staticmethod
     def from_dict(data: dict[str, object]) -> VideoInfo:
+        """As stored in a job; jobs split before subtitles, chapters and tags were recorded read as having none."""
         audio = tuple(AudioStream(**a) for a in data.get("audio", ()))  # type: ignore[arg-type, attr-defined]
-        return VideoInfo(**{**data, "audio": audio})  # type: ignore[arg-type]
+        subtitles = tuple(SubtitleStream(**s) for s in data.get("subtitles", ()))  # type: ignore[arg-type, attr-defined]
+        return VideoInfo(**{**data, "audio": audio, "subtitles": subtitles})  # type: ignore[arg-type]
 
 
 def rational(text: str) -> Fraction | None:
@@ -96,8 +115,18 @@ def _language(tag: str | None) -> str | None:
     return tag if tag and tag != "und" else None
 
 
+def _title(tags: dict[str, str]) -> str | None:
+    """A stream's title: "title", or "name" (what the MP4 demuxer calls the title the MP4 muxer wrote)."""
+    lowered = {k.lower(): v for k, v in tags.items()}
+    return lowered.get("title") or lowered.get("name") or None
+
+
+def _file_tags(tags: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if k.lower() not in TECHNICAL_TAGS}
+
+
 def parse_ffprobe(text: str) -> VideoInfo:
-    """VideoInfo from `ffprobe -print_format json -show_format -show_streams` output."""
+    """VideoInfo from `ffprobe -print_format json -show_format -show_streams -show_chapters` output."""
     data = json.loads(text)
     streams = data.get("streams", [])
     videos = [s for s in streams if s.get("codec_type") == "video"
@@ -118,8 +147,12 @@ def parse_ffprobe(text: str) -> VideoInfo:
     audio = tuple(
         AudioStream(index=int(s["index"]), codec=s.get("codec_name", "unknown"),
                     channels=s.get("channels"), sample_rate=int(s["sample_rate"]) if s.get("sample_rate") else None,
-                    language=_language(s.get("tags", {}).get("language")))
+                    language=_language(s.get("tags", {}).get("language")), title=_title(s.get("tags", {})))
         for s in streams if s.get("codec_type") == "audio")
+    subtitles = tuple(
+        SubtitleStream(index=int(s["index"]), codec=s.get("codec_name", "unknown"),
+                       language=_language(s.get("tags", {}).get("language")), title=_title(s.get("tags", {})))
+        for s in streams if s.get("codec_type") == "subtitle")
     sar = v.get("sample_aspect_ratio", "1:1")
     return VideoInfo(
         width=int(v["width"]), height=int(v["height"]), rate=str(rate), avg_rate=str(avg or rate),
@@ -127,7 +160,32 @@ def parse_ffprobe(text: str) -> VideoInfo:
         duration=float(duration) if duration not in (None, "N/A") else None,
         pix_fmt=v.get("pix_fmt", "unknown"), sar=sar if sar not in ("0:1", "N/A") else "1:1",
         rotation=normal_rotation(rotation), codec=v.get("codec_name", "unknown"),
-        container=data.get("format", {}).get("format_name", "unknown"), audio=audio)
+        container=data.get("format", {}).get("format_name", "unknown"), audio=audio, subtitles=subtitles,
+        chapters=len(data.get("chapters", [])), tags=_file_tags(data.get("format", {}).get("tags", {})))
+
+
+_TAG = re.compile(r"^(\s+)(\S.*?)\s*: (.*)$")
+
+
+def _metadata(lines: list[str]) -> dict[str, str]:
+    """The "Metadata:" section among these lines (key : value, a value's further lines as " : more")."""
+    tags: dict[str, str] = {}
+    header = next((i for i, line in enumerate(lines) if line.strip() == "Metadata:"), None)
+    if header is None:
+        return tags
+    indent = len(lines[header]) - len(lines[header].lstrip())
+    key = None
+    for line in lines[header + 1:]:
+        if len(line) - len(line.lstrip()) <= indent:
+            break
+        if line.strip().startswith(": ") and key:
+            tags[key] += "\n" + line.strip()[2:]
+            continue
+        match = _TAG.match(line)
+        if match:
+            key = match.group(2)
+            tags[key] = match.group(3)
+    return tags
 
 
 _STREAM = re.compile(r"^\s*Stream #\d+:(\d+)(?:\[0x[0-9a-f]+\])?(?:\(([^)]*)\))?: (\w+): (.*)$")
@@ -158,12 +216,15 @@ def parse_ffmpeg_banner(text: str) -> VideoInfo:
     container = re.search(r"Input #0, ([^ ]+), from", text)
     duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
     blocks: list[tuple[re.Match[str], list[str]]] = []
+    head: list[str] = []  # the file's own lines, before its first stream
     for line in text.splitlines():
         match = _STREAM.match(line)
         if match:
             blocks.append((match, []))
         elif blocks:
             blocks[-1][1].append(line)
+        else:
+            head.append(line)
     video = next(((m, rest) for m, rest in blocks
                   if m.group(3) == "Video" and "(attached pic)" not in m.group(4)), None)
     if video is None:
@@ -181,8 +242,11 @@ def parse_ffmpeg_banner(text: str) -> VideoInfo:
     sar = re.search(r"SAR (\d+:\d+)", match.group(4))
     rotation = re.search(r"rotation of (-?[\d.]+) degrees", "\n".join(rest))
     pix_fmt = parts[1].split("(")[0].strip() if len(parts) > 1 else "unknown"
-    audio = []
-    for m, _ in blocks:
+    audio, subtitles = [], []
+    for m, lines in blocks:
+        if m.group(3) == "Subtitle":
+            subtitles.append(SubtitleStream(index=int(m.group(1)), codec=m.group(4).split()[0].rstrip(","),
+                                            language=_language(m.group(2)), title=_title(_metadata(lines))))
         if m.group(3) != "Audio":
             continue
         fields = _top_level_parts(m.group(4))
@@ -190,7 +254,8 @@ def parse_ffmpeg_banner(text: str) -> VideoInfo:
         layout = fields[2] if len(fields) > 2 else ""
         channels = {"mono": 1, "stereo": 2, "5.1": 6, "5.1(side)": 6, "7.1": 8}.get(layout)
         audio.append(AudioStream(index=int(m.group(1)), codec=fields[0].split()[0],
-                                 channels=channels, sample_rate=hz, language=_language(m.group(2))))
+                                 channels=channels, sample_rate=hz, language=_language(m.group(2)),
+                                 title=_title(_metadata(lines))))
     seconds = None
     if duration:
         h, mnt, s = duration.groups()
@@ -201,4 +266,11 @@ def parse_ffmpeg_banner(text: str) -> VideoInfo:
         sar=sar.group(1) if sar and sar.group(1) != "0:1" else "1:1",
         rotation=normal_rotation(float(rotation.group(1))) if rotation else 0,
         codec=parts[0].split()[0], container=container.group(1) if container else "unknown",
-        audio=tuple(audio))
+        audio=tuple(audio), subtitles=tuple(subtitles),
+        chapters=sum(1 for line in head if re.match(r"\s+Chapter #\d+:\d+: ", line)),
+        tags=_file_tags(_metadata(head[:_chapters_start(head)])))
+
+
+def _chapters_start(head: list[str]) -> int:
+    """Where the chapter list begins (chapters have Metadata sections of their own)."""
+    return next((i for i, line in enumerate(head) if line.strip() == "Chapters:"), len(head))

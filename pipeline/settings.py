@@ -40,9 +40,11 @@ class RunOptions:
     max_memory: int | None = None  # bytes per worker; None: resources.default_budget
     params: dict[str, Any] = field(default_factory=dict)  # engine parameters given on the command line
     temporal: float | bool | None = None  # None: the engine's default; False: off; True: on; a weight
+    frame_format: str | None = None  # styled frames' storage: png | jpg | webp (None: the frames' own)
+    quality: int | None = None  # of jpg/webp styled frames
 
 
-IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal")
+IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal", "format", "quality")
 
 
 def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
@@ -64,7 +66,15 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
         except (OSError, ValueError) as exc:
             raise MediaError(f"style image {style.image.name} is not a readable image") from exc
     video_mode = _temporal(spec.video, options.temporal, stored.get("temporal") if resume else None, resume)
-    return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode}
+    fmt, quality = options.frame_format, options.quality
+    if resume and fmt is None:  # like the style: kept on a resume unless asked again
+        fmt, quality = stored.get("format"), stored.get("quality") if quality is None else quality
+    try:
+        fmt, quality = storage.styled_format(str(manifest.meta("ext")), fmt, quality)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return {**style.settings(), "max_side": max_side, "params": params, "temporal": video_mode,
+            "format": fmt, "quality": quality}
 
 
 def runnable(style: styles.Style, params: dict[str, Any]) -> tuple[styles.Style, dict[str, Any]]:
@@ -108,7 +118,8 @@ def worker_config(job: Job, meta: JobMeta, settings: dict[str, Any]) -> WorkerCo
         engine_options["style_image"] = settings["image"]
     return WorkerConfig(engine=settings["engine"], model=settings["model"], frames_dir=str(job.frames_dir),
                         styled_dir=str(job.styled_dir), name_width=meta.name_width, ext=meta.ext,
-                        max_side=settings.get("max_side"), temporal=settings.get("temporal"), options=engine_options)
+                        max_side=settings.get("max_side"), styled_ext=storage.styled_ext(settings, meta.ext),
+                        quality=settings.get("quality"), temporal=settings.get("temporal"), options=engine_options)
 
 
 def worker_env() -> dict[str, str]:

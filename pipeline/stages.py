@@ -6,16 +6,16 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import executors, probe, resources, storage, video
+from . import executors, export, probe, resources, storage, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, ModelError, UsageError, VpipeError
 from .executors.local import preflight
-from .frames import count_sequence, describe_spans, frame_pattern, name_width, plan_chunks
-from .job import FrameFiles, Job, JobLock, JobMeta, check_name, find_job, name_from_path, remember_last
+from .frames import count_sequence, describe_spans, frame_name, frame_pattern, name_width, plan_chunks
+from .job import Job, JobLock, JobMeta, check_name, find_job, name_from_path, remember_last
 from .logs import RunLog
 from .manifest import Manifest, Status
 from .settings import RunOptions, differences, identity, resolve, worker_config, worker_env
@@ -203,7 +203,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
               max_memory=plan.max_memory, executor=options.executor, engine=settings["engine"],
               style=settings["style"])
 
-    files = job.files(meta)
+    files = job.files(meta, settings)
 
     def file_ok(frame: int) -> bool:
         return files.styled(frame).is_file()
@@ -230,25 +230,46 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
 @dataclass(frozen=True)
 class AssembleResult:
     job: Job
-    output: Path
+    output: Path | None  # None: --frames-out only
     frames: int
     filled: int
     audio_streams: int
+    subtitle_streams: int = 0
+    chapters: int = 0
+    codec: str = "h264"
+    frames_out: Path | None = None
+    notes: tuple[str, ...] = ()
 
 
-def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, fill: str = "fail") -> AssembleResult:
+def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, fill: str = "fail",
+             codec: str | None = None, frames_out: Path | None = None, force: bool = False) -> AssembleResult:
+    """Encode the styled frames (with the source's audio, subtitles, chapters and tags), and/or write
+    them as an image sequence (--frames-out: instead of the video, or besides it when -o is given)."""
     job, _ = find_job(base, name)
-    output = (output or job.default_output).absolute()
-    if output.suffix.lower() not in video.COPYABLE_AUDIO:
-        raise UsageError(f"output {output.name}: use a .mp4, .m4v, .mov or .mkv file name")
-    if not output.parent.is_dir():
-        raise UsageError(f"output folder {output.parent} does not exist")
+    if frames_out is not None and output is None and codec is not None:
+        raise UsageError("--codec is for a video: give -o FILE as well to write one besides --frames-out")
+    codec = codec or "h264"
+    if frames_out is None or output is not None:
+        output = (output or job.root / f"output{video.CODEC_SUFFIX[codec]}").absolute()
+        if output.suffix.lower() not in video.COPYABLE_AUDIO:
+            raise UsageError(f"output {output.name}: use a .mp4, .m4v, .mov or .mkv file name")
+        video.check_codec(codec, output.suffix.lower())
+        if not output.parent.is_dir():
+            raise UsageError(f"output folder {output.parent} does not exist")
     with JobLock(job):
         with Manifest.open(job.manifest_path) as manifest:
             meta = manifest.job_meta()
+            settings = manifest.meta("settings") or {}
             total = manifest.frame_count()
             done = set(manifest.frames(Status.DONE))
-        info, source, files = meta.video, meta.source, job.files(meta)
+        info, source = meta.video, meta.source
+        width, frames_ext = meta.name_width, meta.ext
+        files = job.files(meta, settings)
+        ext = storage.styled_ext(settings, frames_ext)
+        if frames_out is not None:
+            frames_out = export.check_frames_out(frames_out, job, source, force)
+            if output is not None and frames_out in output.parents:
+                raise UsageError(f"the output video {output} would be inside --frames-out {frames_out}")
         missing = [i for i in range(1, total + 1) if i not in done or not files.styled(i).is_file()]
         if missing and fill == "fail":
             raise VpipeError(f"{len(missing)} of {total} frames are not styled yet ({describe_spans(missing)}): "
@@ -256,30 +277,46 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
         if missing and not job.frames_dir.is_dir():
             raise JobError(f"job {job.name!r}: {len(missing)} frames are not styled and the frames folder "
                            f"{job.frames_dir} to fill them from is missing")
-        if info.audio and not source.is_file():
-            raise MediaError(f"the source video {source} is gone, and its audio with it: put it back to assemble")
-        sequence = _link_sequence(job, files, total, set(missing))
-        partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+        notes: list[str] = []
+        if output is not None:
+            info, notes = _kept_from_source(info, source, output)
+        sequence = export.link_sequence(job, total, width, ext, frames_ext, set(missing), settings.get("quality"))
         try:
-            args = video.assemble_args(video.tools().ffmpeg, sequence / files.pattern, info,
-                                       source, partial, crf)
-            video.run(args, "encoding the output video")
-            encoded = video.count_frames(partial)
-            if encoded != total:
-                raise MediaError(f"the encoded video has {encoded} frames, expected {total}")
-            partial.replace(output)
+            if output is not None:
+                _encode(sequence, width, ext, info, source, output, crf, codec, total)
+            if frames_out is not None:
+                export.write_frames(sequence, [frame_name(i, width, ext) for i in range(1, total + 1)], frames_out)
         finally:
-            partial.unlink(missing_ok=True)
             shutil.rmtree(sequence, ignore_errors=True)
-    return AssembleResult(job, output, total, len(missing), len(info.audio))
+    kept = len(info.subtitles) - len(video.left_out_subtitles(info.subtitles, output.suffix.lower())) if output else 0
+    return AssembleResult(job, output, total, len(missing), len(info.audio) if output else 0, kept,
+                          info.chapters if output else 0, codec, frames_out, tuple(notes))
 
 
-def _link_sequence(job: Job, files: FrameFiles, total: int, from_source: set[int]) -> Path:
-    """A gapless 1..N sequence of links to styled frames (or source frames filling the gaps)."""
-    sequence = job.assemble_dir
-    shutil.rmtree(sequence, ignore_errors=True)
-    sequence.mkdir()
-    for i in range(1, total + 1):
-        target = files.source(i) if i in from_source else files.styled(i)
-        (sequence / files.name(i)).symlink_to(target.absolute())
-    return sequence
+def _kept_from_source(info: probe.VideoInfo, source: Path, output: Path) -> tuple[probe.VideoInfo, list[str]]:
+    """What the output can still take from the source, and a note for each thing it cannot."""
+    notes = video.left_out_subtitles(info.subtitles, output.suffix.lower())
+    if not source.is_file():
+        if info.audio or info.subtitles:
+            lost = "audio" if info.audio else "subtitles"
+            raise MediaError(f"the source video {source} is gone, and its {lost} with it: put it back to assemble")
+        if info.chapters:
+            notes.append(f"the source video {source} is gone: its {info.chapters} chapters are not kept")
+            info = replace(info, chapters=0)
+    return info, notes
+
+
+def _encode(sequence: Path, width: int, ext: str, info: probe.VideoInfo, source: Path, output: Path,
+            crf: int, codec: str, total: int) -> None:
+    partial = output.with_name(f".{output.stem}.partial{output.suffix}")
+    try:
+        depth = storage.bit_depth(sequence / frame_name(1, width, ext)) if codec == "ffv1" else 8
+        args = video.assemble_args(video.tools().ffmpeg, sequence / frame_pattern(width, ext), info,
+                                   source, partial, crf, codec, depth)
+        video.run(args, "encoding the output video")
+        encoded = video.count_frames(partial)
+        if encoded != total:
+            raise MediaError(f"the encoded video has {encoded} frames, expected {total}")
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)

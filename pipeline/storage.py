@@ -19,6 +19,10 @@ PNG_LEVEL = 1  # fast, still lossless: frame I/O must not slow a fast engine dow
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL] + (
     [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP] if hasattr(cv2, "IMWRITE_PNG_FILTER_UP") else [])
 JPEG_QUALITY = 95
+# Styled frames' storage (`stylize --format`); the default quality of each lossy format. WebP at
+# quality 100 is stored lossless (OpenCV's "above 100").
+FORMATS = ("png", "jpg", "webp")
+DEFAULT_QUALITY = {"jpg": JPEG_QUALITY, "webp": 90}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -30,13 +34,41 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def encode(rgb: np.ndarray, ext: str) -> bytes:
+def encode(rgb: np.ndarray, ext: str, quality: int | None = None) -> bytes:
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    params = PNG_PARAMS if ext == "png" else [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+    if ext == "png":
+        params = PNG_PARAMS
+    elif ext == "webp":
+        chosen = quality or DEFAULT_QUALITY["webp"]
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101 if chosen >= 100 else chosen]
+    else:
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality or JPEG_QUALITY]
     ok, buffer = cv2.imencode("." + ext, bgr, params)
     if not ok:
         raise ValueError(f"could not encode a {rgb.shape} frame as {ext}")
     return buffer.tobytes()
+
+
+def styled_format(frames_ext: str, fmt: str | None, quality: int | None) -> tuple[str | None, int | None]:
+    """The (format, quality) a job's settings record for its styled frames: (None, None) for the
+    default (the frames' own format at its default quality), so jobs from before --format compare equal."""
+    ext = fmt or frames_ext
+    if quality is not None and ext not in DEFAULT_QUALITY:
+        raise ValueError(f"--quality applies to jpg and webp, not {ext}")
+    if quality == DEFAULT_QUALITY.get(ext):
+        quality = None
+    return (None if ext == frames_ext else ext), quality
+
+
+def styled_ext(settings: dict[str, Any] | None, frames_ext: str) -> str:
+    """The file extension of a job's styled frames: its --format, else the frames' own."""
+    return str((settings or {}).get("format") or frames_ext)
+
+
+def bit_depth(path: Path) -> int:
+    """Bits per channel of an image file (16 for a 16-bit PNG, else 8)."""
+    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    return 16 if image is not None and image.dtype == np.uint16 else 8
 
 
 def digest(data: bytes) -> str:

@@ -76,7 +76,7 @@ def verify(base: Path, name: str | None, fix: bool = False) -> VerifyReport:
 
 def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> VerifyReport:
     meta = manifest.job_meta()
-    files, size = job.files(meta), meta.video.display_size
+    files, size = job.files(meta, manifest.meta("settings")), meta.video.display_size
     hashes = manifest.done_hashes()
     quiet = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # bad files are reported here
     try:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from .errors import DISK_FULL_HINT, DiskFullError, MediaError
-from .probe import AudioStream, VideoInfo, parse_ffmpeg_banner, parse_ffprobe
+from .errors import DISK_FULL_HINT, DiskFullError, MediaError, UsageError
+from .probe import AudioStream, SubtitleStream, VideoInfo, parse_ffmpeg_banner, parse_ffprobe
 
 # Single-image demuxers; animated GIF/APNG/WebP have demuxers of their own and count as video.
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
@@ -29,6 +29,27 @@ COPYABLE_AUDIO = {
     ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s16be", "pcm_s24le", "pcm_f32le"},
     ".mkv": None,  # Matroska takes every audio codec
 }
+# Subtitle codecs each container takes as they are, and what a text subtitle becomes where it is not
+# one of them (MP4/MOV take only 3GPP timed text; Matroska refuses mov_text: converted to SubRip).
+# A bitmap subtitle a container cannot take (PGS or DVD into MP4) cannot be converted: it is left out.
+COPYABLE_SUBTITLES = {
+    ".mp4": {"mov_text"}, ".m4v": {"mov_text"}, ".mov": {"mov_text"},
+    ".mkv": {"subrip", "ass", "ssa", "webvtt", "dvd_subtitle", "hdmv_pgs_subtitle", "dvb_subtitle"},
+}
+TEXT_SUBTITLE_TARGET = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "srt"}
+TEXT_SUBTITLES = {"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text", "microdvd", "subviewer",
+                  "subviewer1", "mpl2", "pjs", "realtext", "sami", "stl", "vplayer", "jacosub"}
+# The video codecs of `assemble --codec`, the containers each can be written to (ffmpeg refuses ProRes
+# in MP4 and anything but H.264 in M4V; FFV1 in MP4 is written but has no registered mapping, so only
+# ffmpeg-based tools would read it), and the file suffix of the default output name.
+CODECS = ("h264", "h265", "prores", "ffv1")
+CODEC_CONTAINERS = {
+    "h264": (".mp4", ".m4v", ".mov", ".mkv"),
+    "h265": (".mp4", ".mov", ".mkv"),
+    "prores": (".mov", ".mkv"),
+    "ffv1": (".mkv", ".mov"),
+}
+CODEC_SUFFIX = {"h264": ".mp4", "h265": ".mp4", "prores": ".mov", "ffv1": ".mkv"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,7 @@ def probe(path: Path) -> VideoInfo:
     t = tools()
     if t.ffprobe:
         args = [t.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                "--", str(path.absolute())]
+                "-show_chapters", "--", str(path.absolute())]
         done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", check=False)
         if done.returncode != 0:
@@ -160,27 +181,102 @@ def output_audio_codecs(audio: tuple[AudioStream, ...], suffix: str) -> list[str
     return ["copy" if allowed is None or a.codec in allowed else "aac" for a in audio]
 
 
+def output_subtitle_codecs(subtitles: tuple[SubtitleStream, ...], suffix: str) -> list[str | None]:
+    """Per subtitle stream: "copy", the text codec to convert it to, or None: the container cannot hold it."""
+    plan: list[str | None] = []
+    for stream in subtitles:
+        if stream.codec in COPYABLE_SUBTITLES[suffix]:
+            plan.append("copy")
+        elif stream.codec in TEXT_SUBTITLES:
+            plan.append(TEXT_SUBTITLE_TARGET[suffix])
+        else:
+            plan.append(None)
+    return plan
+
+
+def left_out_subtitles(subtitles: tuple[SubtitleStream, ...], suffix: str) -> list[str]:
+    """One line per subtitle stream that cannot go into this container."""
+    return [f"subtitle stream {s.index} ({s.codec}{', ' + s.language if s.language else ''}) left out: "
+            f"a {suffix} file cannot hold it and a bitmap subtitle cannot be converted to text (use .mkv)"
+            for s, codec in zip(subtitles, output_subtitle_codecs(subtitles, suffix), strict=True) if codec is None]
+
+
+def check_codec(codec: str, suffix: str) -> None:
+    """A one-line refusal of a codec/container pair that cannot be written."""
+    if codec not in CODEC_CONTAINERS:
+        raise UsageError(f"codec {codec!r}: choose one of {', '.join(CODECS)}")
+    if suffix not in CODEC_CONTAINERS[codec]:
+        raise UsageError(f"{codec} cannot go into a {suffix or 'suffix-less'} file: use "
+                         + " or ".join(CODEC_CONTAINERS[codec]))
+
+
+def needs_source(info: VideoInfo) -> bool:
+    """Whether the output takes anything from the source file itself: audio, subtitles or chapters."""
+    return bool(info.audio or info.subtitles or info.chapters)
+
+
+def video_codec_args(codec: str, info: VideoInfo, suffix: str, crf: int, depth: int = 8) -> list[str]:
+    """Encoder options: H.264/H.265 at a CRF (4:2:0 where the size allows), ProRes 4444 at 10 bits,
+    FFV1 lossless in RGB at the frames' own bit depth (8, or 16 for 16-bit PNG frames)."""
+    even = info.width % 2 == 0 and info.height % 2 == 0
+    chroma = "yuv420p" if even else "yuv444p"
+    if codec == "h264":
+        return ["-c:v", "libx264", "-crf", str(crf), "-preset", "medium", "-pix_fmt", chroma]
+    if codec == "h265":
+        tag = ["-tag:v", "hvc1"] if suffix in (".mp4", ".mov") else []  # what Apple players need to play it
+        return ["-c:v", "libx265", "-crf", str(crf), "-preset", "medium", "-pix_fmt", chroma,
+                "-x265-params", "log-level=error", *tag]
+    if codec == "prores":
+        return ["-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuv444p10le", "-vendor", "apl0"]
+    if codec == "ffv1":
+        return ["-c:v", "ffv1", "-level", "3", "-g", "1", "-slicecrc", "1",
+                "-pix_fmt", "gbrp16le" if depth > 8 else "gbrp"]
+    raise UsageError(f"codec {codec!r}: choose one of {', '.join(CODECS)}")
+
+
+def _stream_tags(kind: str, position: int, language: str | None, title: str | None) -> list[str]:
+    """A kept stream's language and title, set explicitly: the MP4 demuxer reads a title back as "name",
+    which no muxer writes as a title."""
+    args = [f"-metadata:s:{kind}:{position}", f"language={language}"] if language else []
+    return args + ([f"-metadata:s:{kind}:{position}", f"title={title}"] if title else [])
+
+
 def assemble_args(ffmpeg: str, pattern: Path, info: VideoInfo, source: Path, output: Path,
-                  crf: int) -> list[str]:
-    """Encode the frame sequence at the source's exact rate, size, SAR and rotation, plus its audio."""
+                  crf: int, codec: str = "h264", depth: int = 8) -> list[str]:
+    """Encode the frame sequence at the source's exact rate, size, SAR and rotation, plus its audio,
+    the subtitles the container can hold, its chapters and its metadata (file tags, stream titles)."""
+    suffix = output.suffix.lower()
     args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
     if info.rotation:
         args += ["-display_rotation", str(info.rotation), "-noautorotate"]
     args += ["-framerate", info.rate, "-start_number", "1", "-f", "image2", "-i", sequence_path(pattern)]
-    if info.audio:
+    if needs_source(info):
         args += ["-i", str(source)]
     args += ["-map", "0:v:0"]
     for stream in info.audio:
         args += ["-map", f"1:{stream.index}"]
+    subtitles = [(s, c) for s, c in zip(info.subtitles, output_subtitle_codecs(info.subtitles, suffix),
+                                        strict=True) if c is not None]
+    for subtitle, _ in subtitles:
+        args += ["-map", f"1:{subtitle.index}"]
     filters = [UNROTATE[info.rotation]] if info.rotation else []
     filters.append(f"setsar={info.sar.replace(':', '/')}")
-    even = info.width % 2 == 0 and info.height % 2 == 0
-    args += ["-vf", ",".join(filters), "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
-             "-pix_fmt", "yuv420p" if even else "yuv444p", "-fps_mode", "passthrough"]
-    for i, codec in enumerate(output_audio_codecs(info.audio, output.suffix.lower())):
-        args += [f"-c:a:{i}", codec]
-    if output.suffix.lower() in (".mp4", ".m4v", ".mov"):
-        args += ["-movflags", "+faststart"]
+    args += ["-vf", ",".join(filters), *video_codec_args(codec, info, suffix, crf, depth),
+             "-fps_mode", "passthrough"]
+    for i, audio_codec in enumerate(output_audio_codecs(info.audio, suffix)):
+        args += [f"-c:a:{i}", audio_codec]
+    for i, (_, subtitle_codec) in enumerate(subtitles):
+        args += [f"-c:s:{i}", subtitle_codec]
+    for i, a in enumerate(info.audio):
+        args += _stream_tags("a", i, a.language, a.title)
+    for i, (subtitle, _) in enumerate(subtitles):
+        args += _stream_tags("s", i, subtitle.language, subtitle.title)
+    for key, value in info.tags.items():
+        args += ["-metadata", f"{key}={value}"]
+    if info.chapters:
+        args += ["-map_chapters", "1"]
+    if suffix in (".mp4", ".m4v", ".mov") and codec in ("h264", "h265"):
+        args += ["-movflags", "+faststart"]  # for streaming; an editor's intermediate is not streamed
     return args + [str(output)]
 
 

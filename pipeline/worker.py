@@ -113,6 +113,8 @@ class Worker:
         self.styled_dir = Path(config.styled_dir)
         self.width = int(config.name_width)
         self.ext = str(config.ext)
+        self.styled_ext = config.styled_ext or self.ext  # stylize --format
+        self.quality = config.quality
         self.max_side = config.max_side
         self.engine = engines.load(config.engine, Path(config.model), config.engine_options())
         self.sequence = Sequence(self.engine, Temporal.from_config(config.temporal),
@@ -159,17 +161,17 @@ class Worker:
 
     def done_frame(self, index: int) -> np.ndarray | None:
         """A styled frame already in the job (published files are complete), at the working size."""
-        path = self.styled_dir / frame_name(index, self.width, self.ext)
+        path = self.styled_dir / frame_name(index, self.width, self.styled_ext)
         try:
             return fit(storage.read_rgb(path), self.max_side) if path.is_file() else None
         except (OSError, ValueError):
             return None
 
     def stylize_one(self, index: int, frame: np.ndarray) -> tuple[str, dict[str, Any]]:
-        name = frame_name(index, self.width, self.ext)
+        name = frame_name(index, self.width, self.styled_ext)
         faults.strike(index, "engine")
         styled, stats = self.sequence.stylize(index, fit(frame, self.max_side))
-        data = storage.encode(restore(styled, frame.shape), self.ext)
+        data = storage.encode(restore(styled, frame.shape), self.styled_ext, self.quality)
         storage.publish(self.styled_dir / name, data, lambda point: faults.strike(index, point))
         return storage.digest(data), stats
 

@@ -12,6 +12,8 @@ import click
 from .. import engines, stages
 from ..logs import format_seconds
 from ..manifest import Status
+from ..storage import FORMATS
+from ..video import CODECS
 from .app import base
 from .params import EngineOptionsCommand, RangeType, parse_temporal, with_run_options
 
@@ -77,6 +79,10 @@ def stylize_options(func: Any) -> Any:
                           f"({'; '.join(f'{s.name}: {s.video.describe()}' for s in BUILTIN)})."),
         click.option("--no-temporal", "no_temporal", is_flag=True, help="Stylize every frame independently."),
         click.option("--restart", is_flag=True, help="Discard styled frames made with other settings."),
+        click.option("--format", "frame_format", type=click.Choice(FORMATS),
+                     help="Styled frames' files: png (lossless, default), jpg or webp (smaller)."),
+        click.option("--quality", type=click.IntRange(1, 100),
+                     help="jpg/webp quality (default jpg 95, webp 90; webp 100 is lossless)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -116,20 +122,35 @@ def retry_failed(ctx: click.Context, job: str | None, **kw: Any) -> None:
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
 @click.option("--fill", type=click.Choice(["fail", "original"]), default="fail", show_default=True,
               help="Missing styled frames: stop, or use the source frames.")
+@click.option("--codec", type=click.Choice(CODECS),
+              help="h264 (default), h265, prores (ProRes 4444, .mov) or ffv1 (lossless, .mkv); "
+                   "the default output's suffix follows it.")
+@click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the styled image sequence into this folder (instead of the video; with -o as well).")
+@click.option("--force", is_flag=True, help="Replace a --frames-out folder that is not empty.")
 @click.pass_context
-def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int, fill: str) -> None:
-    """Encode the styled frames at the source's exact rate, with its audio."""
-    result = stages.assemble(base(ctx), job, output, crf, fill)
+def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int, fill: str, codec: str | None,
+             frames_out: Path | None, force: bool) -> None:
+    """Encode the styled frames at the source's exact rate, with its audio, subtitles, chapters and tags."""
+    result = stages.assemble(base(ctx), job, output, crf, fill, codec, frames_out, force)
+    for note in result.notes:
+        click.echo(f"note: {note}")
     if result.filled:
         click.echo(f"note: {result.filled} missing frames filled with the original frames")
-    click.echo(f"job {result.job.name}: {result.frames} frames, {result.audio_streams} audio streams")
-    click.echo(str(result.output))
+    if result.output is not None:
+        extras = "".join(f", {n} {what}" for n, what in ((result.subtitle_streams, "subtitle streams"),
+                                                         (result.chapters, "chapters")) if n)
+        click.echo(f"job {result.job.name}: {result.frames} frames ({result.codec}), "
+                   f"{result.audio_streams} audio streams{extras}")
+        click.echo(str(result.output))
+    if result.frames_out is not None:
+        click.echo(f"job {result.job.name}: {result.frames} frames written to {result.frames_out}")
 
 
 def _retry_options(options: stages.RunOptions) -> stages.RunOptions:
     """A retry runs on the job's stored style settings: only where and how to run carries over."""
     return dataclasses.replace(options, style=None, engine=None, params={}, temporal=None, restart=False,
-                               max_side=None)
+                               max_side=None, frame_format=None, quality=None)
 
 
 @click.command("run", cls=EngineOptionsCommand)
@@ -156,4 +177,4 @@ def run(ctx: click.Context, video: Path, temporal: str | None, no_temporal: bool
             click.echo(f"job {name}: {retry.counts[Status.FAILED]} frames still failed after one retry: see "
                        "`vpipe status`; `vpipe run` again retries them, or add --fill original to use the source frames")
             sys.exit(1)
-    ctx.invoke(assemble, job=name, output=output, crf=crf, fill=fill)
+    ctx.invoke(assemble, job=name, output=output, crf=crf, fill=fill, codec=None, frames_out=None, force=False)

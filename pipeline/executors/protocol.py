@@ -83,6 +83,8 @@ class WorkerConfig:
     name_width: int
     ext: str
     max_side: int | None = None
+    styled_ext: str | None = None  # stylize --format; None: the frames' own
+    quality: int | None = None  # jpg/webp quality of the styled frames
     temporal: dict[str, Any] | None = None  # video mode (temporal.Temporal.from_config), None: off
     options: dict[str, Any] = field(default_factory=dict)  # the engine's parameters, batch, style_image
     threads: int = 0  # compute threads; 0: the engine's default
