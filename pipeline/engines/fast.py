@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.engines import lite
+from pipeline.engines import fast_spec, lite
 from pipeline.engines import precision as precisions
 from pipeline.errors import ModelError, UsageError
 
@@ -57,7 +57,9 @@ def _check_structure(where: str, arrays: list[np.ndarray], decoder: str) -> None
         kernel, shift, scale = arrays[3 * layer : 3 * layer + 3]
         name = _var_name(3 * layer)
         shape = list(kernel.shape)
-        if kernel.ndim != 4 or shape[0] != shape[1] or shape[0] % 2 == 0:
+        # even kernels only where the stride is 2 (Torch's padded 3x3 convs stored as 4x4, see fast_spec)
+        even_ok = layer in (1, 2) or kind == "up"
+        if kernel.ndim != 4 or shape[0] != shape[1] or (shape[0] % 2 == 0 and not even_ok):
             raise ModelError(f"model {where}: {name} has shape {shape}, expected a square odd kernel "
                              f"[k, k, in, out] (layer {layer + 1})")
         c_in, c_out = (shape[3], shape[2]) if kind == "up" and decoder == "transpose" else (shape[2], shape[3])
@@ -163,10 +165,11 @@ class FastEngine:
         self.max_memory = max_memory  # the worker's budget: frames that need more take a leaner path
         self.tiled_frames = self.graph_frames = 0
         arrays, self.decoder = load_net(self.model_dir)
+        self.spec = fast_spec.load(self.model_dir, arrays)
         self._arrays = arrays
         self.blocks = (len(arrays) // 3 - 6) // 2
         if backend == "xnnpack":
-            self._run: Any = lite.fast_runner(arrays, self.decoder, threads)
+            self._run: Any = lite.fast_runner(arrays, self.decoder, threads, spec=self.spec)
         else:
             self._run = self._graph_in(precision)
 
@@ -194,7 +197,7 @@ class FastEngine:
         """fast_tiles.Net, built at the first frame that needs tiles."""
         from pipeline.engines import fast_tiles
 
-        return fast_tiles.Net(self.weights, self.decoder)
+        return fast_tiles.Net(self.weights, self.decoder, self.spec)
 
     @functools.cached_property
     def _graph(self) -> Any:
@@ -206,7 +209,7 @@ class FastEngine:
         self._tf  # noqa: B018 - imported here, so the threads are set before TensorFlow's first op
         from pipeline.engines import fast_net
 
-        return fast_net.graph(self._arrays, self.decoder, precision)
+        return fast_net.graph(self._arrays, self.decoder, precision, self.spec)
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import storage
+from pipeline.engines import fast_spec
 from pipeline.errors import ModelError
 
 FAST_NET_SOURCE = Path(__file__).with_name("fast_net.py")  # its text is part of the cache key
@@ -54,16 +55,18 @@ def interpreter(model: Path | bytes, threads: int = 0, allocate: bool = True) ->
     return result
 
 
-def fast_key(arrays: Sequence[np.ndarray], decoder: str) -> str:
-    """What the converted net depends on: the weights, the decoder kind and the code that builds it."""
+def fast_key(arrays: Sequence[np.ndarray], decoder: str, spec: fast_spec.Spec | None = None) -> str:
+    """What the converted net depends on: the weights, the decoder kind, the spec and the code that builds it."""
     digest = hashlib.sha256(decoder.encode() + FAST_NET_SOURCE.read_bytes())
+    if spec is not None and not spec.default:
+        digest.update(spec.key().encode())
     for a in arrays:
         digest.update(str(a.shape).encode())
         digest.update(np.ascontiguousarray(a, np.float32).tobytes())
     return digest.hexdigest()[:32]
 
 
-def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
+def convert_fast(arrays: Sequence[np.ndarray], decoder: str, spec: fast_spec.Spec | None = None) -> bytes:
     """The fp32 inference net with dynamic frame sizes as a flatbuffer (imports TensorFlow)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
@@ -71,7 +74,7 @@ def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
     from pipeline.engines import fast_net
 
     owner = tf.Module()  # the converter wants the object that owns the function (else it logs a warning)
-    owner.net = tf.function(fast_net.network(arrays, decoder, lite=True))
+    owner.net = tf.function(fast_net.network(arrays, decoder, lite=True, spec=spec))
     concrete = owner.net.get_concrete_function(*fast_net.SIGNATURE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
@@ -100,15 +103,16 @@ class Runner:
         return result
 
 
-def fast_runner(arrays: Sequence[np.ndarray], decoder: str, threads: int = 0, cache: Path | None = None) -> Runner:
+def fast_runner(arrays: Sequence[np.ndarray], decoder: str, threads: int = 0, cache: Path | None = None,
+                spec: fast_spec.Spec | None = None) -> Runner:
     """The fast net from the cache; else (not there, or unusable) converted now and cached with
     `storage.publish`, so a crash never leaves a partial file. An unwritable cache costs only time."""
-    path = (cache or cache_dir()) / f"fast-{fast_key(arrays, decoder)}.tflite"
+    path = (cache or cache_dir()) / f"fast-{fast_key(arrays, decoder, spec)}.tflite"
     try:
         return Runner(path.read_bytes(), threads)
     except (OSError, ModelError):
         pass
-    blob = convert_fast(arrays, decoder)
+    blob = convert_fast(arrays, decoder, spec)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         storage.publish(path, blob)
