@@ -408,8 +408,10 @@ def convert(checkpoint: Any) -> tuple[list[np.ndarray], Spec, dict[str, Any]]:
     opt = _get(checkpoint, "opt") if model is not None else None
     model = checkpoint if model is None else model
     if isinstance(model, dict) or not hasattr(model, "_typename"):
-        raise T7Error(f"holds a {type(model).__name__}, expected a fast-neural-style checkpoint "
-                      "(a table with a model, or an nn.Sequential)")
+        what = ("a table without a model" if isinstance(model, dict) else "a tensor" if isinstance(model, np.ndarray)
+                else "a list" if isinstance(model, list) else f"a {type(model).__name__}")
+        raise T7Error(f"it holds {what}, expected a fast-neural-style checkpoint (a table with a model, "
+                      "or an nn.Sequential)")
     net = parse(model)
     preprocessing = _text(_get(opt, "preprocessing")) if opt is not None else None
     preprocessing = preprocessing or "vgg"
@@ -476,7 +478,11 @@ def import_t7(source: Path, name: str, force: bool = False) -> Result:
     """`vpipe models import x.t7 [--name NAME]`: convert into the cache as a fast-engine model folder,
     checked by loading it as the engine would; nothing is left behind on failure."""
     location = catalogue.safe_location(name)
-    arrays, spec, facts = convert(read(source))
+    checkpoint = read(source)
+    try:
+        arrays, spec, facts = convert(checkpoint)
+    except T7Error as exc:
+        raise T7Error(f"{source}: not a fast-neural-style model this importer knows: {exc}") from None
     target = models.cache_dir() / location
     if (target.exists() or target.is_symlink()) and not force:
         raise UsageError(f"{target} already exists: use --force to replace it")

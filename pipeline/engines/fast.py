@@ -215,6 +215,9 @@ class FastEngine:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
         for i, f in enumerate(frames):
             _check_frame(i, f)
+            if self.spec.input_pad and min(-(-(n + 2 * MARGIN) // 4) * 4 for n in f.shape[:2]) <= self.spec.input_pad:
+                raise ValueError(f"frame {i}: {f.shape[1]}x{f.shape[0]} is too small for this model (its "
+                                 f"{self.spec.input_pad} px reflection padding needs larger sides)")
         out: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):
