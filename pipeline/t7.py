@@ -231,6 +231,7 @@ def _norm(m: Any, kind: str, channels: int) -> Norm:
         return Norm("instance", scale, shift, eps)
     mean = _tensor(m, "running_mean", (channels,))
     var = _tensor(m, "running_var", (channels,), optional=True)
+    inv: np.ndarray | None
     if var is not None:
         inv = 1 / np.sqrt(var + eps)
     else:  # nn before mid-2016 kept running_std = 1 / sqrt(var + eps)
@@ -248,9 +249,8 @@ def _modules(m: Any) -> list[Any]:
     return mods
 
 
-def _layers(mods: list[Any], where: str) -> tuple[list[Layer | tuple[str, Any]], int]:
-    """Modules -> layers (conv + its norm + ReLU); other modules as (kind, module). Returns the number
-    of zero-padding pixels seen in convs per layer only through the checks below."""
+def _layers(mods: list[Any], where: str) -> list[Layer | tuple[str, Any]]:
+    """Modules -> layers (a conv with its norm and ReLU); the other modules as (class name, module)."""
     out: list[Layer | tuple[str, Any]] = []
     for m in mods:
         name = _typename(m)
@@ -281,7 +281,7 @@ def _layers(mods: list[Any], where: str) -> tuple[list[Layer | tuple[str, Any]],
         else:
             raise T7Error(f"{where}: unsupported module {name} (a fast-neural-style transform net has "
                           "convolutions, batch/instance norm, ReLU, residual blocks, Tanh, MulConstant)")
-    return out, 0
+    return out
 
 
 def _reflect(m: Any) -> int:
@@ -305,7 +305,7 @@ def _block(m: Any, index: int) -> tuple[Layer, Layer, int]:
     crop = int(_num(branches[1], "size")) if shortcut == "nn.ShaveImage" else 0
     if shortcut not in ("nn.ShaveImage", "nn.Identity"):
         raise T7Error(f"{where}: unsupported shortcut {shortcut}")
-    inner, _ = _layers(_modules(branches[0]), where)
+    inner = _layers(_modules(branches[0]), where)
     convs = [x for x in inner if isinstance(x, Layer)]
     if len(inner) != 2 or len(convs) != 2:
         kinds = [x[0] if isinstance(x, tuple) else "conv" for x in inner]
@@ -326,7 +326,7 @@ def parse(model: Any) -> Net:
     """The transform net of a fast-neural-style checkpoint's model (nn.Sequential)."""
     if _typename(model) != "nn.Sequential":
         raise T7Error(f"the model is a {_typename(model)}, expected an nn.Sequential transform net")
-    items, _ = _layers(_modules(model), "model")
+    items = _layers(_modules(model), "model")
     net = Net()
     i = 0
     if i < len(items) and isinstance(items[i], tuple) and items[i][0] == "nn.SpatialReflectionPadding":  # type: ignore[index]

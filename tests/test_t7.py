@@ -276,3 +276,14 @@ def test_spec_fields_are_validated(folders: dict[str, Path], tmp_path: Path) -> 
 
 def test_default_spec_is_engstrom() -> None:
     assert fast_spec.Spec().default and fast_spec.parse("m", None, []) == fast_spec.Spec()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_reduced_precision_runs_the_same_net(family: str, nets: dict[str, w.Module], folders: dict[str, Path]) -> None:
+    """bf16 convs (the GPU/AVX-512 path) on the converted net stay near the Torch output."""
+    from pipeline.metrics import psnr
+
+    img = frame(48, 64, seed=4)
+    out = FastEngine(folders[family], precision="bf16", backend="tf").stylize([img])[0]
+    want = np.round(reference(nets[family], img)).astype(np.uint8)
+    assert psnr(out, want) >= 30.0, psnr(out, want)

@@ -253,8 +253,8 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     acc /= total
     out = net.normalize(acc, net.decoder_layers[-1], stats[net.decoder_layers[-1]], 4 * rows)
     core_out = out[fast.MARGIN:fast.MARGIN + h, fast.MARGIN:fast.MARGIN + w]
-    scale, shift = np.asarray(spec.output_scale, np.float32), np.asarray(spec.output_shift, np.float32)
-    return np.clip(np.round(np.tanh(core_out) * scale + shift), 0, 255).astype(np.uint8)
+    gain, offset = np.asarray(spec.output_scale, np.float32), np.asarray(spec.output_shift, np.float32)
+    return np.clip(np.round(np.tanh(core_out) * gain + offset), 0, 255).astype(np.uint8)
 
 
 def padded_pixels(height: int, width: int) -> int:

@@ -59,7 +59,7 @@ def fast_key(arrays: Sequence[np.ndarray], decoder: str, spec: fast_spec.Spec | 
     """What the converted net depends on: the weights, the decoder kind, the spec and the code that builds it."""
     digest = hashlib.sha256(decoder.encode() + FAST_NET_SOURCE.read_bytes())
     if spec is not None and not spec.default:
-        digest.update(spec.key().encode())
+        digest.update(spec.key().encode() + Path(fast_spec.__file__).read_bytes())
     for a in arrays:
         digest.update(str(a.shape).encode())
         digest.update(np.ascontiguousarray(a, np.float32).tobytes())
