@@ -134,6 +134,7 @@ def test_engine_tiles_a_frame_over_its_budget(tmp_path: Path, real_frame: np.nda
 
 def test_xnnpack_frames_over_the_budget_run_untiled_on_the_graph_where_that_fits(real_frame: np.ndarray) -> None:
     weights = assets_or_skip("models/lengstrom_fst/wave")
+    FastEngine(weights, backend="tf")  # TensorFlow loaded (the graph path needs it) before resident() is read
     pixels = fast_tiles.padded_pixels(*real_frame.shape[:2])
     between = (BYTES_PER_PIXEL["fast"] + BYTES_PER_PIXEL["fast_xnnpack"]) // 2
     engine = FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + pixels * between)

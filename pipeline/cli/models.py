@@ -51,10 +51,12 @@ def pull(name: str) -> None:
 
 @models_group.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--name", help="Model name (a catalogue name, or your own, e.g. my_models/candy).")
+@click.option("--name", help="Model name (a catalogue name, or your own, e.g. my_models/candy; a .t7 defaults to its stem).")
 @click.option("--force", is_flag=True, help="Replace a model of your own that has this name.")
 def import_(path: Path, name: str | None, force: bool) -> None:
-    """Copy a local model file or folder into the cache (verified when the catalogue knows it)."""
+    """Copy a local model file or folder into the cache (verified when the catalogue knows it).
+
+    A Torch7 fast-neural-style model (x.t7) is converted into a fast-engine model folder."""
     result = importer.import_model(path, name, force)
     for note in result.notes:
         click.echo(f"note: {note}")

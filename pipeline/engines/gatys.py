@@ -211,7 +211,10 @@ def load(model: Path | None, options: dict[str, Any]) -> GatysEngine:
     """Factory for the worker: `model` is the feature network's weight file, options carry the rest."""
     settings = Settings.from_options(options)
     if options.get("threads"):
-        tf.config.threading.set_intra_op_parallelism_threads(int(options["threads"]))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(int(options["threads"]))
+        except RuntimeError:  # TensorFlow's runtime already runs in this process: it keeps its settings
+            pass
     style = read_image(Path(options["style_image"]))
     net = features.load(settings.net, Path(model) if model else None)
     return GatysEngine(style, net, settings)

@@ -82,6 +82,10 @@ def import_model(source: Path, name: str | None = None, force: bool = False) -> 
     if not source.exists():
         raise UsageError(f"{source}: no such file or folder")
     entry = _entry_named(name) if name else identify(source)
+    if entry is None and source.is_file() and source.suffix.lower() == ".t7":  # Johnson's Torch models
+        from . import torch7
+
+        return torch7.import_t7(source, name or source.stem, force)
     if entry is None:
         if name is None:
             raise UsageError(f"{source} matches no model in the catalogue (checksums differ): give --name NAME "

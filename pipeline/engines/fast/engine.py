@@ -18,7 +18,7 @@ import numpy as np
 
 from pipeline import resources
 from pipeline.engines.fast import precision as precisions
-from pipeline.engines.fast import weights, xnnpack
+from pipeline.engines.fast import variant, weights, xnnpack
 from pipeline.engines.fast.padding import MARGIN, pad_to_multiple
 from pipeline.engines.fast.spec import BYTES_PER_PIXEL
 from pipeline.engines.fast.weights import load_net
@@ -52,10 +52,11 @@ class FastEngine:
         self.max_memory = max_memory  # the worker's budget: frames that need more take a leaner path
         self.tiled_frames = self.graph_frames = 0
         arrays, self.decoder = load_net(self.model_dir)
+        self.spec = variant.load(self.model_dir, arrays)
         self._arrays = arrays
         self.blocks = weights.blocks_of(len(arrays) // 3)
         if backend == "xnnpack":
-            self._run: Any = xnnpack.fast_runner(arrays, self.decoder, threads)
+            self._run: Any = xnnpack.fast_runner(arrays, self.decoder, threads, spec=self.spec)
         else:
             self._run = self._graph_in(precision)
 
@@ -83,7 +84,7 @@ class FastEngine:
         """tiles.Net, built at the first frame that needs tiles."""
         from pipeline.engines.fast import tiles
 
-        return tiles.Net(self.weights, self.decoder)
+        return tiles.Net(self.weights, self.decoder, self.spec)
 
     @functools.cached_property
     def _graph(self) -> Any:
@@ -95,12 +96,15 @@ class FastEngine:
         self._tf  # noqa: B018 - imported here, so the threads are set before TensorFlow's first op
         from pipeline.engines.fast import network
 
-        return network.graph(self._arrays, self.decoder, precision)
+        return network.graph(self._arrays, self.decoder, precision, self.spec)
 
     def stylize(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Stylize frames in order; equal-size frames share a batch, up to batch_size."""
         for i, f in enumerate(frames):
             _check_frame(i, f)
+            if self.spec.input_pad and min(-(-(n + 2 * MARGIN) // 4) * 4 for n in f.shape[:2]) <= self.spec.input_pad:
+                raise ValueError(f"frame {i}: {f.shape[1]}x{f.shape[0]} is too small for this model (its "
+                                 f"{self.spec.input_pad} px reflection padding needs larger sides)")
         out: list[np.ndarray | None] = [None] * len(frames)
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, f in enumerate(frames):

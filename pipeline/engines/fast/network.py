@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline.engines.fast import weights
+from pipeline.engines.fast.variant import Spec
 
 EPS = 1e-3
 Conv = Callable[[tf.Tensor], tf.Tensor]
@@ -35,7 +36,7 @@ def _reference_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tens
 def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1) -> tf.Tensor:
     """One layer's conv: plain (with `stride`), or doubling the size as the decoder `up` says.
 
-    Also the tiled path's (fast_tiles), so tiled and untiled frames run the same convs.
+    Also the tiled path's (`tiles`), so tiled and untiled frames run the same convs.
     """
     s = tf.shape(x)
     if up == "transpose":
@@ -126,7 +127,14 @@ def up_kernel(kernel: np.ndarray, decoder: str) -> tuple[np.ndarray, int, int]:
     for ti, pi, di in taps:
         for tj, pj, dj in taps:
             out[di + lo, dj + lo, :, pi, pj, :] += kio[ti, tj]
-    return out.reshape(lo + hi + 1, lo + hi + 1, c, 4 * o), lo, hi
+    out = out.reshape(lo + hi + 1, lo + hi + 1, c, 4 * o)
+    # all-zero outer rows and columns (a kernel zero-padded to an even size, e.g. Torch's 3x3 as 4x4) cost
+    # multiply-adds for nothing: drop them
+    while lo + hi > 0 and not out[0].any() and not out[:, 0].any():
+        out, lo = out[1:, 1:], lo - 1
+    while lo + hi > 0 and not out[-1].any() and not out[:, -1].any():
+        out, hi = out[:-1, :-1], hi - 1
+    return np.ascontiguousarray(out), lo, hi
 
 
 def _padded(x: tf.Tensor, lo: int, hi: int) -> tf.Tensor:
@@ -197,34 +205,47 @@ def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float
     return out
 
 
-def instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+def instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor, eps: float = EPS) -> tf.Tensor:
     """Per image and channel: one pass for the statistics, one multiply-add to apply them (fp32)."""
     mean = tf.reduce_mean(x, [1, 2], keepdims=True)
     var = tf.maximum(tf.reduce_mean(tf.square(x), [1, 2], keepdims=True) - tf.square(mean), 0.0)
-    gain = scale * tf.math.rsqrt(var + EPS)
+    gain = scale * tf.math.rsqrt(var + eps)
     return x * gain + (shift - mean * gain)
 
 
+def _crop(x: tf.Tensor, t: int) -> tf.Tensor:
+    return x[:, t:-t, t:-t] if t else x
+
+
 def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32,
-            lite: bool = False) -> Callable[[tf.Tensor], tf.Tensor]:
+            lite: bool = False, spec: Spec | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
     """(N, H, W, 3) float32 RGB 0..255, H and W multiples of 4 -> (N, H, W, 3) uint8; `lite`: the
-    layer forms for XNNPACK (`convs`)."""
+    layer forms for XNNPACK (`convs`); `spec`: the model's "vpipe" fields (fast_spec; default Engstrom's)."""
+    spec = spec or Spec()
     layer_convs = convs(arrays, decoder, dtype, lite)
     norms = [(tf.constant(arrays[3 * i + 1]), tf.constant(arrays[3 * i + 2])) for i in range(len(layer_convs))]
     blocks = weights.blocks_of(len(layer_convs))
+    trims = [spec.trim(i, int(arrays[3 * i].shape[0]), blocks) for i in range(len(layer_convs))]
 
     def layer(x: tf.Tensor, i: int, relu: bool = True) -> tf.Tensor:
-        y = layer_convs[i](tf.cast(x, dtype))
-        y = instance_norm(tf.cast(y, tf.float32), *norms[i])
+        y = tf.cast(_crop(layer_convs[i](tf.cast(x, dtype)), trims[i]), tf.float32)
+        y = instance_norm(y, *norms[i], spec.eps) if spec.norm(i) == "instance" else y * norms[i][1] + norms[i][0]
         return tf.nn.relu(y) if relu else y
 
     def forward(x: tf.Tensor) -> tf.Tensor:
+        if spec.input_shift != (0.0, 0.0, 0.0):
+            x = x + tf.constant(spec.input_shift, tf.float32)
+        if spec.input_pad:
+            p = spec.input_pad
+            x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
         x = layer(layer(layer(x, 0), 1), 2)
         for r in range(blocks):
-            x = x + layer(layer(x, 3 + 2 * r), 4 + 2 * r, relu=False)
+            a, b = 3 + 2 * r, 4 + 2 * r
+            x = _crop(x, trims[a] + trims[b]) + layer(layer(x, a), b, relu=False)
         last = 3 + 2 * blocks
         x = layer(layer(layer(x, last), last + 1), last + 2, relu=False)
-        return tf.cast(tf.round(tf.clip_by_value(tf.tanh(x) * 150.0 + 127.5, 0.0, 255.0)), tf.uint8)
+        y = tf.tanh(x) * tf.constant(spec.output_scale, tf.float32) + tf.constant(spec.output_shift, tf.float32)
+        return tf.cast(tf.round(tf.clip_by_value(y, 0.0, 255.0)), tf.uint8)
 
     return forward
 
@@ -233,6 +254,7 @@ DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SIGNATURE = [tf.TensorSpec([None, None, None, 3], tf.float32)]
 
 
-def graph(arrays: Sequence[np.ndarray], decoder: str, precision: str = "fp32") -> Callable[[tf.Tensor], tf.Tensor]:
+def graph(arrays: Sequence[np.ndarray], decoder: str, precision: str = "fp32",
+          spec: Spec | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
     """The network as one TF graph; None dims, so a new frame size does not retrace it."""
-    return tf.function(network(arrays, decoder, DTYPES[precision]), input_signature=SIGNATURE)
+    return tf.function(network(arrays, decoder, DTYPES[precision], spec=spec), input_signature=SIGNATURE)

@@ -31,6 +31,7 @@ import numpy as np
 from pipeline.engines.fast import weights
 from pipeline.engines.fast.padding import MARGIN, pad_to_multiple
 from pipeline.engines.fast.spec import BYTES_PER_PIXEL, TILED_OVERHEAD
+from pipeline.engines.fast.variant import Spec
 from pipeline.tiles import ramp, starts
 
 if TYPE_CHECKING:
@@ -101,8 +102,8 @@ class Net:
     """The net's layers as compiled chains: layers i..j on a window, every layer normalized by
     given statistics except the last, whose raw conv output and moments over a box come back."""
 
-    def __init__(self, w: Sequence[tf.Tensor], decoder: str) -> None:
-        self.w, self.decoder = list(w), decoder
+    def __init__(self, w: Sequence[tf.Tensor], decoder: str, spec: Spec | None = None) -> None:
+        self.w, self.decoder, self.spec = list(w), decoder, spec or Spec()
         self.blocks = weights.blocks_of(len(self.w) // 3)
         last = 3 + 2 * self.blocks
         self.kinds = [("", 1, True), ("", 2, True), ("", 2, True)]
@@ -129,7 +130,7 @@ class Net:
                 if n == len(layers) - 1:
                     break
                 c = self.widths[i]
-                x = (x - fixed[n, 0, :c]) / tf.sqrt(fixed[n, 1, :c] + network.EPS) * self.w[3 * i + 2] + self.w[3 * i + 1]
+                x = x * fixed[n, 0, :c] + fixed[n, 1, :c]  # the layer's norm as gain and bias (`affine`)
                 x = tf.nn.relu(x) if relu else x
             mean, var = tf.nn.moments(x[:, box[0]:box[1], box[2]:box[3]], axes=[0, 1, 2])
             return x[0], tf.stack([mean, var])
@@ -143,19 +144,28 @@ class Net:
         if key not in self._compiled:
             self._compiled[key] = self._build(key)
         packed = np.zeros((max(1, len(fixed)), 2, max(self.widths)), np.float32)
-        for n, (mean, var) in enumerate(fixed):
-            packed[n, 0, :len(mean)], packed[n, 1, :len(var)] = mean, var
+        for n, stats in enumerate(fixed):
+            gain, bias = self.affine(layers[n], stats)
+            packed[n, 0, :len(gain)], packed[n, 1, :len(bias)] = gain, bias
         raw, moments = self._compiled[key](x[None].astype(np.float32), packed, np.asarray(box, np.int32))
         m = moments.numpy()
         return raw.numpy(), (m[0], m[1])
 
+    def affine(self, layer: int, stats: Moments) -> tuple[np.ndarray, np.ndarray]:
+        """A layer's norm as gain and bias: from the whole map's statistics (instance norm), or fixed."""
+        scale, shift = self.w[3 * layer + 2].numpy(), self.w[3 * layer + 1].numpy()
+        if self.spec.norm(layer) == "affine":
+            return scale.astype(np.float32), shift.astype(np.float32)
+        gain = scale / np.sqrt(stats[1] + self.spec.eps)
+        return gain.astype(np.float32), (shift - stats[0] * gain).astype(np.float32)
+
+    def trim(self, layer: int) -> int:
+        return self.spec.trim(layer, int(self.w[3 * layer].shape[0]), self.blocks)
+
     def normalize(self, x: np.ndarray, layer: int, stats: Moments, rows: int) -> np.ndarray:
         """Instance norm (+ ReLU) of a whole map in place, `rows` at a time (no full-size temporaries)."""
-        from pipeline.engines.fast.network import EPS
-
         _, _, relu = self.kinds[layer]
-        gain = (self.w[3 * layer + 2].numpy() / np.sqrt(stats[1] + EPS)).astype(np.float32)
-        bias = (self.w[3 * layer + 1].numpy() - stats[0] * gain).astype(np.float32)
+        gain, bias = self.affine(layer, stats)
         for r in range(0, x.shape[0], rows):
             band = x[r:r + rows]
             band *= gain
@@ -165,23 +175,30 @@ class Net:
         return x
 
     def banded(self, x: np.ndarray, layer: int, rows: int) -> tuple[np.ndarray, Moments]:
-        """One stride-1 conv over a whole map, `rows` output rows at a time; its raw output and moments."""
-        halo = self.halo(layer)
-        out = np.empty((*x.shape[:2], self.widths[layer]), np.float32)
+        """One stride-1 conv over a whole map, `rows` output rows at a time; its raw output and moments.
+        A valid conv (fast_spec "residual") returns the map less `trim` pixels on each side."""
+        halo, t = self.halo(layer), self.trim(layer)
+        height, width = x.shape[:2]
+        out = np.empty((height, width, self.widths[layer]), np.float32)
         parts = []
-        for r in range(0, x.shape[0], rows):
-            top, bottom = max(0, r - halo), min(x.shape[0], r + rows + halo)
-            end = min(x.shape[0], r + rows)
-            raw, moments = self.chain(x[top:bottom], [layer], [], (r - top, end - top, 0, x.shape[1]))
+        for r in range(0, height, rows):
+            top, bottom = max(0, r - halo), min(height, r + rows + halo)
+            end = min(height, r + rows)
+            y0, y1 = max(r, t), min(end, height - t)  # the rows whose moments count
+            raw, moments = self.chain(x[top:bottom], [layer], [], (y0 - top, max(y0, y1) - top, t, width - t))
             out[r:end] = raw[r - top:end - top]
-            parts.append(((end - r) * x.shape[1], moments))
-        return out, combine(parts)
+            if y1 > y0:
+                parts.append(((y1 - y0) * (width - 2 * t), moments))
+        return (out[t:height - t, t:width - t] if t else out), combine(parts)
 
 
 def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     """One HxWx3 uint8 frame through the net in tiles of about core x core pixels; uint8 out."""
     h, w = frame.shape[:2]
     padded, _ = pad_to_multiple(frame, ALIGN, MARGIN)
+    spec, pad = net.spec, net.spec.input_pad
+    if pad:
+        padded = np.pad(padded, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     height, width = padded.shape[:2]
     core = max(MIN_CORE, core)
     rows = max(8, core * core // (16 * max(1, width // 4)))  # quarter-resolution rows per band
@@ -193,6 +210,7 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
         parts = []
         for window, _, owned in encoder.tiles():
             x = padded[window[0]:window[1], window[2]:window[3]].astype(np.float32)
+            x += np.asarray(spec.input_shift, np.float32)
             raw, moments = net.chain(x, net.encoder[:k + 1], [stats[j] for j in net.encoder[:k]],
                                      relative(owned, window, 1 / scale))
             parts.append(((owned[1] - owned[0]) * (owned[3] - owned[2]), moments))
@@ -208,8 +226,12 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
         net.normalize(hidden, first, stats[first], rows)
         update, stats[second] = net.banded(hidden, second, rows)
         del hidden
+        crop = net.trim(first) + net.trim(second)
+        if crop:  # valid convs: the shortcut loses what they lost
+            quarter = quarter[crop:quarter.shape[0] - crop, crop:quarter.shape[1] - crop]
         quarter += net.normalize(update, second, stats[second], rows)
         del update
+    height, width = 4 * quarter.shape[0], 4 * quarter.shape[1]
 
     decoder = Layout.plan(height // 4, width // 4, core // 4, DECODER_MARGIN, OVERLAP // 4, 1)
     acc = np.zeros((height, width, 3), np.float32)
@@ -233,8 +255,9 @@ def stylize(frame: np.ndarray, net: Net, core: int) -> np.ndarray:
     del quarter
     acc /= total
     out = net.normalize(acc, net.decoder_layers[-1], stats[net.decoder_layers[-1]], 4 * rows)
-    crop = out[MARGIN:MARGIN + h, MARGIN:MARGIN + w]
-    return np.clip(np.round(np.tanh(crop) * 150.0 + 127.5), 0, 255).astype(np.uint8)
+    core_out = out[MARGIN:MARGIN + h, MARGIN:MARGIN + w]
+    gain, offset = np.asarray(spec.output_scale, np.float32), np.asarray(spec.output_shift, np.float32)
+    return np.clip(np.round(np.tanh(core_out) * gain + offset), 0, 255).astype(np.uint8)
 
 
 def padded_pixels(height: int, width: int) -> int:

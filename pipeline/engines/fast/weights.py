@@ -52,7 +52,9 @@ def check_structure(where: str, arrays: list[np.ndarray], decoder: str) -> None:
         kernel, shift, scale = arrays[3 * layer : 3 * layer + 3]
         name = var_name(3 * layer)
         shape = list(kernel.shape)
-        if kernel.ndim != 4 or shape[0] != shape[1] or shape[0] % 2 == 0:
+        # even kernels only where the stride is 2 (Torch's padded 3x3 convs stored as 4x4, see variant.py)
+        even_ok = layer in (1, 2) or kind == "up"
+        if kernel.ndim != 4 or shape[0] != shape[1] or (shape[0] % 2 == 0 and not even_ok):
             raise ModelError(f"model {where}: {name} has shape {shape}, expected a square odd kernel "
                              f"[k, k, in, out] (layer {layer + 1})")
         c_in, c_out = (shape[3], shape[2]) if kind == "up" and decoder == "transpose" else (shape[2], shape[3])

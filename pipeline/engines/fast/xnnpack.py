@@ -15,29 +15,32 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import storage
+from pipeline.engines.fast import variant
 from pipeline.engines.litert import Runner, cache_dir
 from pipeline.errors import ModelError
 
 NETWORK_SOURCE = Path(__file__).with_name("network.py")  # its text is part of the cache key
 
 
-def fast_key(arrays: Sequence[np.ndarray], decoder: str) -> str:
-    """What the converted net depends on: the weights, the decoder kind and the code that builds it."""
+def fast_key(arrays: Sequence[np.ndarray], decoder: str, spec: variant.Spec | None = None) -> str:
+    """What the converted net depends on: the weights, the decoder kind, the variant and the code that builds it."""
     digest = hashlib.sha256(decoder.encode() + NETWORK_SOURCE.read_bytes())
+    if spec is not None and not spec.default:
+        digest.update(spec.key().encode() + Path(variant.__file__).read_bytes())
     for a in arrays:
         digest.update(str(a.shape).encode())
         digest.update(np.ascontiguousarray(a, np.float32).tobytes())
     return digest.hexdigest()[:32]
 
 
-def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
+def convert_fast(arrays: Sequence[np.ndarray], decoder: str, spec: variant.Spec | None = None) -> bytes:
     """The fp32 inference net with dynamic frame sizes as a flatbuffer (imports TensorFlow)."""
     import tensorflow as tf
 
     from pipeline.engines.fast import network
 
     owner = tf.Module()  # the converter wants the object that owns the function (else it logs a warning)
-    owner.net = tf.function(network.network(arrays, decoder, lite=True))
+    owner.net = tf.function(network.network(arrays, decoder, lite=True, spec=spec))
     concrete = owner.net.get_concrete_function(*network.SIGNATURE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TF 2.20+ deprecation notices for tf.lite
@@ -45,15 +48,16 @@ def convert_fast(arrays: Sequence[np.ndarray], decoder: str) -> bytes:
     return blob
 
 
-def fast_runner(arrays: Sequence[np.ndarray], decoder: str, threads: int = 0, cache: Path | None = None) -> Runner:
+def fast_runner(arrays: Sequence[np.ndarray], decoder: str, threads: int = 0, cache: Path | None = None,
+                spec: variant.Spec | None = None) -> Runner:
     """The fast net from the cache; else (not there, or unusable) converted now and cached with
     `storage.publish`, so a crash never leaves a partial file. An unwritable cache costs only time."""
-    path = (cache or cache_dir()) / f"fast-{fast_key(arrays, decoder)}.tflite"
+    path = (cache or cache_dir()) / f"fast-{fast_key(arrays, decoder, spec)}.tflite"
     try:
         return Runner(path.read_bytes(), threads)
     except (OSError, ModelError):
         pass
-    blob = convert_fast(arrays, decoder)
+    blob = convert_fast(arrays, decoder, spec)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         storage.publish(path, blob)
