@@ -18,6 +18,7 @@ from .frames import count_sequence, describe_spans, frame_name, frame_pattern, n
 from .job import Job, JobLock, JobMeta, check_name, find_job, name_from_path, remember_last
 from .logs import RunLog
 from .manifest import Manifest, Status
+from .models import catalogue
 from .settings import RunOptions, differences, identity, resolve, worker_config, worker_env
 
 # ---------------------------------------------------------------- split
@@ -128,6 +129,12 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _licence_notes(settings: dict[str, Any]) -> list[str]:
+    """One line when the model's licence rules out commercial work (said at its first use in a job)."""
+    entry = catalogue.holding(Path(str(settings.get("model") or "")))
+    return [f"model {entry.name}: {catalogue.licence_line(entry)}"] if entry and not entry.commercial_use else []
+
+
 def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], restart: bool) -> list[str]:
     stored = manifest.meta("settings")
     done = manifest.counts()[Status.DONE]
@@ -162,6 +169,8 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     first, last = options.frames.resolve(total) if options.frames else (1, total)
     settings = resolve(manifest, options)
     notes += _check_settings(job, manifest, settings, options.restart)
+    if identity(manifest.meta("settings") or {}) != identity(settings):  # the job's first run with this model
+        notes += _licence_notes(settings)
     manifest.set_meta("settings", settings)
     run_id = manifest.start_run(" ".join(["vpipe", *sys.argv[1:]]), os.getpid())
     reclaimed = manifest.reclaim(run_id)

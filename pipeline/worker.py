@@ -143,7 +143,7 @@ class Worker:
             except OSError as exc:
                 kind = ErrorKind.DISK_FULL if exc.errno == errno.ENOSPC else ErrorKind.EXCEPTION
                 self.emit(Kind.FAILED, frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
-            except Exception as exc:  # noqa: BLE001 - any engine error fails this frame only
+            except Exception as exc:  # any engine error fails this frame only
                 traceback.print_exc(file=sys.stderr)
                 kind = ErrorKind.OUT_OF_MEMORY if resources.is_out_of_memory(exc) else ErrorKind.EXCEPTION
                 self.emit(Kind.FAILED, frame=index, kind=kind, message=f"{type(exc).__name__}: {exc}")
@@ -184,7 +184,7 @@ def main() -> int:
     try:
         resources.apply_memory_limit()
         worker = Worker(config, out)
-    except Exception as exc:  # noqa: BLE001 - reported as one line, the coordinator stops the run
+    except Exception as exc:  # reported as one line, the coordinator stops the run
         traceback.print_exc(file=sys.stderr)
         message = resources.out_of_memory_message() if resources.is_out_of_memory(exc) else str(exc)
         out.write(encode_event(Kind.FATAL, message=message or type(exc).__name__))

@@ -9,12 +9,13 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 
 from pipeline.cli.train import _style_toml
 from pipeline.models import catalogue
 from pipeline.training import Plan
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assets_or_skip, make_clip
 
 
 def test_the_project_has_an_apache_licence_and_says_so() -> None:
@@ -60,3 +61,26 @@ def test_commands_are_quiet_about_tensorflow(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.stdout.strip() == "ok" and done.stderr == ""
+
+
+def test_a_catalogue_model_is_known_by_its_path_anywhere() -> None:
+    wave = catalogue.holding(Path("/somewhere/models/lengstrom_fst/wave"))
+    assert wave is not None and wave.name == "lengstrom_fst/wave"
+    assert catalogue.holding(Path("/x/lengstrom_fst/waves")) is None and catalogue.holding(Path("")) is None
+
+
+def test_the_first_use_of_a_non_commercial_model_says_so(tmp_path: Path, vpipe: Callable[..., Result],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VPIPE_MODELS_DIR", str(assets_or_skip("models")))
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.2)
+    assert vpipe("split", str(clip), "--job", "w").exit_code == 0
+    first = vpipe("stylize", "--job", "w", "--style", "wave", "--workers", "1")
+    assert first.exit_code == 0, first.output
+    assert "note: model lengstrom_fst/wave: licence: academic research use only" in first.output
+    assert "NOT for commercial work" in first.output
+    again = vpipe("stylize", "--job", "w", "--workers", "1")  # the same job and model: said once
+    assert again.exit_code == 0 and "licence" not in again.output
+    own = vpipe("split", str(clip), "--job", "s")
+    assert own.exit_code == 0
+    ours = vpipe("stylize", "--job", "s", "--style", "starry_night", "--workers", "1")
+    assert ours.exit_code == 0 and "licence" not in ours.output  # vpipe's own style: no restriction to say

@@ -96,6 +96,17 @@ def covering(location: str, known: dict[str, Entry] | None = None) -> Entry | No
     return None
 
 
+def holding(path: Path, known: dict[str, Entry] | None = None) -> Entry | None:
+    """The entry whose location a model path ends with (a catalogue model found under any models folder)."""
+    known = entries() if known is None else known
+    parts = path.parts
+    for entry in known.values():
+        location = PurePosixPath(entry.location).parts
+        if parts[-len(location):] == location:
+            return entry
+    return None
+
+
 def licence_line(entry: Entry) -> str:
     """One line on what the licence allows, for every listing and for a model's first use."""
     limit = "" if entry.commercial_use else "; NOT for commercial work"

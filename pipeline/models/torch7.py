@@ -114,7 +114,7 @@ def read(path: Path) -> Any:
         raise T7Error(f"{path}: not a readable Torch7 file ({exc})") from None
     except (OSError, MemoryError) as exc:
         raise T7Error(f"{path}: cannot read it ({exc})") from None
-    except Exception as exc:  # noqa: BLE001 - torchfile raises struct.error, ValueError, ... on bad bytes
+    except Exception as exc:  # torchfile raises struct.error, ValueError, ... on bad bytes
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "unpack requires" in detail or isinstance(exc, EOFError):
             detail = "the file ends early (truncated)"
