@@ -17,6 +17,7 @@ import numpy as np
 
 from . import engines, settings, storage, styles, video
 from .errors import MediaError, UsageError
+from .models import store
 from .sheet import Band, layout
 
 FRAMES = 4
@@ -52,7 +53,7 @@ def grab(source: Path, seconds: list[float]) -> list[np.ndarray]:
 
 def stylized(name: str, frames: list[np.ndarray]) -> tuple[Band, str]:
     """One style's band: its frames stylized in this process, at the engine's preview budget."""
-    style = styles.resolve(name, None)
+    style = styles.resolve(name, None, store.obtain)
     spec = engines.spec_of(style.engine)
     style, params = settings.runnable(style, {**style.params, **spec.preview_budget})
     options: dict[str, Any] = {**params, "threads": 0, "batch": 1}

@@ -18,7 +18,7 @@ from .executors.protocol import WorkerConfig
 from .frames import FrameRange
 from .job import Job, JobMeta
 from .manifest import Manifest
-from .models import lookup
+from .models import lookup, store
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,11 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     stored = manifest.meta("settings")
     resume = bool(stored) and options.style is None and options.engine is None
     if resume:
-        style = styles.resolve(stored["style"], stored["engine"])
+        style = styles.resolve(stored["style"], stored["engine"], store.obtain)
         max_side = options.max_side if options.max_side is not None else stored.get("max_side")
         params = {**stored.get("params", {}), **options.params}
     else:
-        style = styles.resolve(options.style, options.engine)
+        style = styles.resolve(options.style, options.engine, store.obtain)
         max_side, params = options.max_side, {**style.params, **options.params}
     spec = engines.spec_of(style.engine)
     style, params = runnable(style, params)
@@ -84,7 +84,9 @@ def runnable(style: styles.Style, params: dict[str, Any]) -> tuple[styles.Style,
     params = engines.check_params(spec.name, params)
     if spec.model_option:  # the engine's model is picked by one of its options (gatys: --net)
         params.setdefault(spec.model_option, spec.option(spec.model_option).default)
-        style = style.with_model(lookup.verified(spec.models[params[spec.model_option]]))
+        name = spec.models[params[spec.model_option]]
+        store.obtain(name)  # fetched first when missing (not offline)
+        style = style.with_model(lookup.verified(name))
     if style.model is None:
         raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")
     return style, params

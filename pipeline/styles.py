@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -47,7 +48,7 @@ class Style:
         return replace(self, model=model)
 
 
-def _image_style(path: Path, engine: str | None) -> Style:
+def _image_style(path: Path, engine: str | None, find: Finder) -> Style:
     """A painting: it must exist and decode, and go to an engine that takes one."""
     if not path.is_file():
         raise UsageError(f"style image {str(path)!r}: no such file")
@@ -60,7 +61,7 @@ def _image_style(path: Path, engine: str | None) -> Style:
         raise UsageError(f"style {path.name} is an image, but the {engine!r} engine needs a trained model: "
                          f"give a style name ({', '.join(available()) or 'see styles/'}) or a model folder, "
                          f"or use --engine {engines.PAINTING_ENGINE}")
-    return Style(name=str(path.resolve()), engine=engine, model=engine_model(engine), image=path.resolve(),
+    return Style(name=str(path.resolve()), engine=engine, model=engine_model(engine, find), image=path.resolve(),
                  reference=path.resolve())
 
 
@@ -77,10 +78,13 @@ def available() -> list[str]:
     return sorted(p.parent.name for p in base.glob("*/style.toml")) if base.is_dir() else []
 
 
-def engine_model(engine: str) -> Path | None:
+Finder = Callable[[str], Path]  # a model name -> its path: lookup.find, or store.obtain (fetches what is missing)
+
+
+def engine_model(engine: str, find: Finder = lookup.find) -> Path | None:
     """The model an engine runs for a bare painting, found by the model store (None: the engine has none)."""
     name = engines.spec_of(engine).painting_model
-    return lookup.find(name) if name else None
+    return find(name) if name else None
 
 
 PROJECT_LICENCE = "Apache-2.0 (vpipe's own: trained by vpipe train-style from a public-domain painting)"
@@ -104,7 +108,7 @@ def read_config(name: str, config: Path) -> dict[str, Any]:
     return data
 
 
-def from_folder(name: str, config: Path, engine: str | None) -> Style:
+def from_folder(name: str, config: Path, engine: str | None, find: Finder = lookup.find) -> Style:
     """A styles/<name>/style.toml as a Style; the painting is checked, the model found."""
     data = read_config(name, config)
     style_engine = str(data.get("engine", engines.DEFAULT_ENGINE))
@@ -121,27 +125,28 @@ def from_folder(name: str, config: Path, engine: str | None) -> Style:
         reference = None  # only shown on the contact sheet
     if data.get("model"):
         local = config.parent / str(data["model"])
-        model: Path | None = local if local.exists() else lookup.find(str(data["model"]))
+        model: Path | None = local if local.exists() else find(str(data["model"]))
     else:
-        model = engine_model(style_engine)
+        model = engine_model(style_engine, find)
     image = reference.resolve() if reference and paintings else None
     return Style(name=name, engine=style_engine, model=model, image=image, params=dict(data.get("params", {})),
                  reference=reference)
 
 
-def resolve(style: str | None, engine: str | None) -> Style:
-    """Turn --style/--engine into a concrete model; every miss says what would have worked."""
+def resolve(style: str | None, engine: str | None, find: Finder = lookup.find) -> Style:
+    """Turn --style/--engine into a concrete model; every miss says what would have worked. `find` locates
+    catalogue models (store.obtain for a run: it fetches what is missing)."""
     style = style or DEFAULT_STYLE
     path = Path(style).expanduser()
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return _image_style(path, engine)
+        return _image_style(path, engine, find)
     if path.exists():
         return Style(name=str(path.resolve()), engine=engine or engines.DEFAULT_ENGINE, model=path.resolve())
     if os.sep in style:
         raise UsageError(f"style {style!r}: no such file or folder")
     config = styles_dir() / style / "style.toml"
     if config.is_file():
-        return from_folder(style, config, engine)
+        return from_folder(style, config, engine, find)
     engine = engine or engines.DEFAULT_ENGINE
     family = engines.spec_of(engine).model_family
     if family:

@@ -21,6 +21,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURES), str(ROOT)]))
     monkeypatch.syspath_prepend(str(FIXTURES))  # the in-process coordinator reads the fixture engines' specs
     monkeypatch.delenv("VPIPE_FAULTS", raising=False)
+    monkeypatch.setenv("VPIPE_OFFLINE", "1")  # tests never reach for the network; on-demand tests unset it
     return dict(os.environ)
 
 

@@ -16,8 +16,8 @@ import pytest
 from click.testing import Result
 
 from pipeline.errors import ModelError, UsageError
-from pipeline.models import catalogue, lookup
-from tests.helpers import ASSETS, assets_or_skip
+from pipeline.models import catalogue, lookup, store
+from tests.helpers import ASSETS, assets_or_skip, make_clip, write_model
 
 
 def one_line(result: Result, code: int, *words: str) -> str:
@@ -280,3 +280,78 @@ def test_an_unwritable_cache_is_one_line(dirs: dict[str, Path], tmp_path: Path, 
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     one_line(vpipe("models", "pull", "demo"), 1, "cannot write to the model cache", str(blocker))
     one_line(vpipe("models", "import", str(root / "one.bin")), 1, "cannot write to the model cache")
+
+
+# ---------------------------------------------------------------- models on demand
+
+
+def test_a_missing_catalogue_model_is_fetched_on_first_use(dirs: dict[str, Path], served: tuple[Path, str],
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    root, url = served
+    fake_catalogue(monkeypatch, root, url)
+    monkeypatch.delenv("VPIPE_OFFLINE")
+    path = store.obtain("family/pack")
+    assert path == dirs["cache"] / "family/pack" and (path / "a.bin").read_bytes() == (root / "pack/a.bin").read_bytes()
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("fetching family/pack (0.0 MB), licence: unknown")
+    assert [line.split(":")[0].strip() for line in err[1:]] == ["a.bin", "b.json"]  # one line per file off a TTY
+    assert "6000 bytes at" in err[1]
+    (root / "pack/a.bin").unlink()  # a second use needs no network
+    assert store.obtain("family/pack") == path and capsys.readouterr().err == ""
+    assert leftovers(dirs["cache"]) == []
+
+
+def test_on_demand_refuses_a_bad_checksum_and_offline_says_where(dirs: dict[str, Path], served: tuple[Path, str],
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root, url = served
+    fake_catalogue(monkeypatch, root, url, corrupt=True)
+    monkeypatch.delenv("VPIPE_OFFLINE")
+    with pytest.raises(ModelError, match="does not match its published sha256"):
+        store.obtain("demo/one.bin")
+    assert not (dirs["cache"] / "demo/one.bin").exists() and leftovers(dirs["cache"]) == []
+    monkeypatch.setenv("VPIPE_OFFLINE", "1")
+    with pytest.raises(ModelError, match="not found: place it at"):
+        store.obtain("demo/one.bin")
+    with pytest.raises(ModelError, match="not found"):  # not a catalogue model: never fetched
+        store.obtain("nobody/knows")
+
+
+def test_a_run_fetches_the_model_its_style_needs(dirs: dict[str, Path], served: tuple[Path, str], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch, vpipe: Callable[..., Result]) -> None:
+    root, url = served
+    net = write_model(root / "net", channels=(8, 16, 32))
+    files = {p.name: {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "size": p.stat().st_size}
+             for p in net.iterdir()}
+    text = json.dumps({"entries": [{"name": "family/net", "what": "a fast net", "location": "family/net",
+                                    "base_url": url + "net/", "files": files, "licence": "CC0",
+                                    "commercial_use": True}]})
+    monkeypatch.setattr(catalogue, "entries", lambda: catalogue.parse(text))
+    styles_dir = tmp_path / "styles"
+    (styles_dir / "mine").mkdir(parents=True)
+    (styles_dir / "mine" / "style.toml").write_text('engine = "fast"\nmodel = "family/net"\n')
+    monkeypatch.setenv("VPIPE_STYLES_DIR", str(styles_dir))
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.2)
+    assert vpipe("split", str(clip), "--job", "j").exit_code == 0
+    offline = vpipe("stylize", "--job", "j", "--style", "mine")  # VPIPE_OFFLINE=1 from the fixture
+    assert offline.exit_code != 0 and "not found: place it at" in offline.output
+    assert not (dirs["cache"] / "family").exists()
+    monkeypatch.delenv("VPIPE_OFFLINE")
+    styled = vpipe("stylize", "--job", "j", "--style", "mine", "--workers", "1")
+    assert styled.exit_code == 0, styled.output
+    assert "6 frames styled, 0 failed" in styled.output and (dirs["cache"] / "family/net/manifest.json").is_file()
+    flag = vpipe("--offline", "models", "list")  # the flag works like the variable
+    assert flag.exit_code == 0
+
+
+def test_on_a_terminal_the_download_shows_a_bar_with_size_and_rate(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    entry = catalogue.parse(json.dumps({"entries": [{"name": "m", "what": "", "location": "m/w.bin",
+                                                      "url": "https://x/w.bin", "sha256": "0" * 64,
+                                                      "size": 2_000_000}]}))["m"]
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    meter = store._Meter(entry, entry.files[0])
+    meter(1_000_000)
+    meter(2_000_000)
+    err = capsys.readouterr().err
+    assert err.startswith("\r  w.bin: 1.0/2.0 MB at ") and "\r  w.bin: 2.0/2.0 MB at " in err and err.endswith("MB/s\n")

@@ -13,6 +13,7 @@ import click
 
 from ..errors import DISK_FULL_HINT, DiskFullError, VpipeError, is_disk_full
 from ..job import jobs_dir
+from ..models import store
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -58,10 +59,15 @@ def base(ctx: click.Context) -> Path:
 @click.group(cls=Group)
 @click.option("--jobs-dir", type=click.Path(file_okay=False, path_type=Path), envvar="VPIPE_JOBS_DIR",
               help="Where jobs live (default ./jobs).")
+@click.option("--offline", is_flag=True,
+              help="Never download: a missing catalogue model is an error saying where to place it "
+                   "(also VPIPE_OFFLINE=1). By default a run fetches a missing catalogue model first.")
 @click.version_option(package_name="vpipe")
 @click.pass_context
-def main(ctx: click.Context, jobs_dir: Path | None) -> None:
+def main(ctx: click.Context, jobs_dir: Path | None, offline: bool) -> None:
     """Resumable batch video stylization: split, stylize, retry-failed, assemble."""
     ctx.ensure_object(dict)
     ctx.obj["jobs_dir"] = jobs_dir
+    if offline:
+        os.environ[store.OFFLINE_ENV] = "1"  # read where a model is obtained (models.store.offline)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as cleanly as Ctrl-C

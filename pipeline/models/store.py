@@ -11,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,13 +114,25 @@ def staging_for(target: Path) -> Path:
     return staging
 
 
-def fetch(url: str, dest: Path, algorithm: str) -> str:
+OFFLINE_ENV = "VPIPE_OFFLINE"
+Progress = Callable[[int], None]  # bytes received so far
+
+
+def offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
+
+
+def fetch(url: str, dest: Path, algorithm: str, progress: Progress | None = None) -> str:
     """Download `url` to `dest` (fsynced); returns the digest of what arrived."""
     digest = hashlib.new(algorithm)
     request = urllib.request.Request(url, headers={"User-Agent": "vpipe"})
+    received = 0
     with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
         for block in iter(lambda: response.read(storage.BLOCK), b""):
             digest.update(block)
+            received += len(block)
+            if progress:
+                progress(received)
             try:
                 out.write(block)
             except OSError as exc:  # the disk, not the network: no "place it at" advice
@@ -146,8 +161,9 @@ class Result:
     notes: list[str] = field(default_factory=list)
 
 
-def pull(name: str) -> Result:
-    """Download a catalogue entry into the cache, unless a verified copy is already on the search path."""
+def pull(name: str, show: bool = False) -> Result:
+    """Download a catalogue entry into the cache, unless a verified copy is already on the search path;
+    `show`: progress on stderr (a bar on a terminal, one line per file otherwise)."""
     entry = catalogue.lookup(name)
     found = presence(entry, verify=True)
     if found.where is not None and found.state == "present":
@@ -160,7 +176,7 @@ def pull(name: str) -> Result:
         for remote in entry.files:
             dest = staging / entry.relative(remote) if entry.folder else staging
             try:
-                got = fetch(remote.url, dest, remote.algorithm)
+                got = fetch(remote.url, dest, remote.algorithm, _Meter(entry, remote) if show else None)
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 raise _offline(entry, remote, target, exc) from None
             if got != remote.digest:
@@ -174,3 +190,37 @@ def pull(name: str) -> Result:
     if found.where is not None and found.where != target:
         result.notes.append(f"the {found.state} copy at {found.where} comes first on the search path: remove it")
     return result
+
+
+def obtain(name: str) -> Path:
+    """The model `name` on the search path, fetched first when it is a missing catalogue model, the way
+    Keras and torch.hub fetch weights on first use; offline ($VPIPE_OFFLINE, --offline) it stays the
+    one-line "place it here" error."""
+    try:
+        return lookup.find(name)
+    except ModelError:
+        entry = catalogue.covering(name)
+        if entry is None or offline():
+            raise
+    print(f"fetching {entry.name} ({entry.size / 1e6:.1f} MB), {catalogue.licence_line(entry)}",
+          file=sys.stderr, flush=True)
+    pull(entry.name, show=True)
+    return lookup.find(name)
+
+
+class _Meter:
+    """Download progress: a bar with size and rate on a terminal, one line per finished file otherwise."""
+
+    def __init__(self, entry: Entry, remote: Remote) -> None:
+        self.label = entry.relative(remote)
+        self.total, self.started, self.tty = remote.size, time.monotonic(), sys.stderr.isatty()
+
+    def __call__(self, received: int) -> None:
+        rate = received / max(time.monotonic() - self.started, 1e-6)
+        done = self.total is not None and received >= self.total
+        if self.tty:
+            size = f"{received / 1e6:.1f}/{self.total / 1e6:.1f} MB" if self.total else f"{received / 1e6:.1f} MB"
+            print(f"\r  {self.label}: {size} at {rate / 1e6:.1f} MB/s", end="\n" if done else "", file=sys.stderr,
+                  flush=True)
+        elif done:
+            print(f"  {self.label}: {received} bytes at {rate / 1e6:.1f} MB/s", file=sys.stderr, flush=True)
