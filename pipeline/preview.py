@@ -8,7 +8,6 @@ says so. Nothing is written in any job.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,21 +33,6 @@ class Preview:
 def spread(duration: float, count: int) -> list[float]:
     """`count` times spread over the video, each in the middle of its share (never the black first frame)."""
     return [round(duration * (i + 0.5) / count, 3) for i in range(count)]
-
-
-def grab(source: Path, seconds: list[float]) -> list[np.ndarray]:
-    """The frames at these times, at most SIDE pixels on the long side, RGB uint8."""
-    tools = video.tools()
-    out = []
-    with tempfile.TemporaryDirectory(prefix="vpipe-preview-") as tmp:
-        for i, at in enumerate(seconds):
-            target = Path(tmp) / f"{i:03d}.png"
-            video.run(video.frame_at_args(tools.ffmpeg, source, at, SIDE, target), f"ffmpeg frame at {at}s")
-            try:
-                out.append(storage.read_rgb(target))
-            except ValueError:
-                raise MediaError(f"{source.name}: no frame decoded at {at} s") from None
-    return out
 
 
 def stylized(name: str, frames: list[np.ndarray]) -> tuple[Band, str]:
@@ -77,7 +61,7 @@ def preview(source: Path, names: list[str], out: Path, count: int = FRAMES, forc
     if not info.duration:
         raise MediaError(f"{source.name}: its duration is unknown, so frames cannot be spread over it")
     times = spread(info.duration, count)
-    frames = grab(source, times)
+    frames = video.frames_at(source, times, SIDE)
     bands = [Band(("source", source.name[:26]), None, tuple(frames))]
     bands += [stylized(name, frames)[0] for name in names]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import executors, export, probe, resources, storage, video
+from . import disk, executors, export, probe, resources, storage, video
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, ModelError, UsageError, VpipeError
 from .executors.local import preflight
@@ -66,6 +66,7 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
                                "split the video into a new job")
             return SplitResult(job, manifest.frame_count(), meta.video, already=True)
     info = video.probe(source)
+    _check_split_space(source, base, info, fmt)
     _make_jobs_dir(base)
     job.root.mkdir(exist_ok=True)
     with JobLock(job):
@@ -79,6 +80,21 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
         Manifest.create(job.manifest_path, count, {**meta.record(), "created": time.time(), "notes": list(notes)})
     remember_last(base, job.name)
     return SplitResult(job, count, info, notes=tuple(notes))
+
+
+def _check_split_space(source: Path, base: Path, info: probe.VideoInfo, fmt: str) -> None:
+    """Refuse up front, with the figures, a split whose frames would not fit (measured on 3 frames)."""
+    if not info.duration:
+        return
+    count = info.frame_count or int(info.duration * float(probe.rational(info.rate) or 30)) + 1
+    try:
+        samples = video.frames_at(source, [info.duration * k / 4 for k in (1, 2, 3)], max(info.display_size))
+    except MediaError:
+        return  # a source that will not seek is left to the decode, which says what is wrong
+    each = disk.per_frame(samples, fmt)
+    hint = f", or split with --format jpg (about {disk.human(disk.per_frame(samples, 'jpg'))} a frame)" \
+        if fmt == "png" else ""
+    disk.check(base, count, each, f"splitting {source.name}", hint)
 
 
 def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> tuple[int, int, list[str]]:
@@ -127,6 +143,21 @@ class RunResult:
     seconds: float
     counts: dict[Status, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+def _check_styled_space(job: Job, meta: JobMeta, settings: dict[str, Any], todo: list[int]) -> None:
+    """Refuse up front, with the figures, a run whose styled frames would not fit (3 frames re-encoded)."""
+    files = job.files(meta, settings)
+    picks = [todo[0], todo[len(todo) // 2], todo[-1]]
+    try:
+        samples = [storage.read_rgb(files.source(i)) for i in picks]
+    except ValueError:
+        return  # a damaged source frame fails its own frame, not the run
+    ext = storage.styled_ext(settings, meta.ext)
+    each = disk.per_frame(samples, ext, settings.get("quality"))
+    hint = "" if ext != "png" else \
+        f", or stylize with --format jpg (about {disk.human(disk.per_frame(samples, 'jpg'))} a frame) or --max-side"
+    disk.check(job.styled_dir, len(todo), each, f"stylizing {len(todo)} frames", hint)
 
 
 def _licence_notes(settings: dict[str, Any]) -> list[str]:
@@ -182,6 +213,8 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     todo = manifest.frames(Status.PENDING, first, last)
     if retry_failed:  # only the frames that failed, not every pending one
         todo = manifest.requeue_failed(run_id, first, last)
+    if todo:
+        _check_styled_space(job, manifest.job_meta(), settings, todo)
         notes.append(f"retrying {len(todo)} failed frames" + (f": {describe_spans(todo)}" if todo else ""))
     started = time.monotonic()
     outcome = Outcome()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import disk
 from .job import Job, find_job, lock_holder
 from .manifest import Manifest, Status
 
@@ -20,6 +21,7 @@ class StatusReport:
     settings: dict[str, Any] | None
     note: str | None
     holder: int | None  # pid of the run going on now, if any
+    disk: dict[str, int]  # bytes the job's frames and styled frames take
 
 
 def status(base: Path, name: str | None) -> StatusReport:
@@ -32,4 +34,5 @@ def status(base: Path, name: str | None) -> StatusReport:
         rate = basis[0] / basis[1] if basis else None
         left = counts[Status.PENDING] + counts[Status.RUNNING]
         eta = left / rate if rate and left else None
-        return StatusReport(job, counts, failures, rate, eta, manifest.meta("settings"), note, lock_holder(job))
+        use = {"frames": disk.usage(job.frames_dir), "styled": disk.usage(job.styled_dir)}
+        return StatusReport(job, counts, failures, rate, eta, manifest.meta("settings"), note, lock_holder(job), use)

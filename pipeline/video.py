@@ -11,11 +11,15 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
+
+from . import storage
 from .errors import DISK_FULL_HINT, DiskFullError, MediaError, UsageError
 from .probe import AudioStream, SubtitleStream, VideoInfo, parse_ffmpeg_banner, parse_ffprobe
 
@@ -170,6 +174,20 @@ def frame_at_args(ffmpeg: str, source: Path, seconds: float, side: int, target: 
     return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-ss", f"{seconds:.3f}",
             "-i", str(source.absolute()), "-map", "0:v:0", "-frames:v", "1", "-vf", fit, "-pix_fmt", "rgb24",
             "-f", "image2", "-update", "1", sequence_path(target)]
+
+
+def frames_at(source: Path, seconds: Sequence[float], side: int) -> list[np.ndarray]:
+    """The frames at these times, upright, at most `side` pixels on the long side, RGB uint8."""
+    out = []
+    with tempfile.TemporaryDirectory(prefix="vpipe-frames-") as tmp:
+        for i, at in enumerate(seconds):
+            target = Path(tmp) / f"{i:03d}.png"
+            run(frame_at_args(tools().ffmpeg, source, at, side, target), f"ffmpeg frame at {at}s")
+            try:
+                out.append(storage.read_rgb(target))
+            except ValueError:
+                raise MediaError(f"{source.name}: no frame decoded at {at} s") from None
+    return out
 
 
 UNROTATE = {90: "transpose=clock", 180: "hflip,vflip", 270: "transpose=cclock"}

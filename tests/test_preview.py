@@ -21,7 +21,7 @@ def test_frames_are_spread_over_the_video() -> None:
 
 def test_one_frame_at_a_time_is_grabbed_small_and_upright(tmp_path: Path) -> None:
     clip = make_clip(tmp_path / "clip.mp4", size="640x360", seconds=1.0)
-    frames = preview.grab(clip, [0.2, 0.8])
+    frames = video.frames_at(clip, [0.2, 0.8], preview.SIDE)
     assert [f.shape for f in frames] == [(216, 384, 3)] * 2  # at most SIDE on the long side, aspect kept
     assert np.abs(frames[0].astype(int) - frames[1].astype(int)).mean() > 1  # testsrc moves: other times
 
@@ -43,7 +43,7 @@ def test_preview_sheet(tmp_path: Path, vpipe: Callable[..., Result], monkeypatch
         y, x = band * (height + sheet.GAP), sheet.LABEL + sheet.GAP + column * (sheet.CELL + sheet.GAP)
         return image[y:y + height, x:x + sheet.CELL].astype(int)
 
-    source = preview.grab(clip, preview.spread(video.probe(clip).duration or 0, 3))
+    source = video.frames_at(clip, preview.spread(video.probe(clip).duration or 0, 3), preview.SIDE)
     for column in range(3):
         fitted = sheet.fit(source[column], sheet.CELL, height).astype(int)
         assert np.abs(cell(0, column) - fitted).mean() < 3  # the top band: the user's own frames

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .. import disk
 from .. import doctor as doctor_module
 from .. import preview as preview_module
 from .. import status as status_module
@@ -39,6 +40,8 @@ def status(ctx: click.Context, job: str | None) -> None:
         click.echo(f"  {state.value:<8} {counts[state]:>7}{stale}")
     if report.settings:
         click.echo(f"style: {report.settings.get('style')} (engine {report.settings.get('engine')})")
+    click.echo("disk: " + ", ".join(f"{name} {disk.human(size)}" for name, size in report.disk.items())
+               + f"; {disk.human(disk.free(report.job.styled_dir))} free")
     if report.rate:
         eta = f", ETA {format_seconds(report.eta)}" if report.eta else ""
         click.echo(f"throughput: {report.rate:.2f} frames/s (latest run){eta}")
