@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import sys
@@ -151,10 +152,13 @@ def _check_styled_space(job: Job, meta: JobMeta, settings: dict[str, Any], todo:
     picks = [todo[0], todo[len(todo) // 2], todo[-1]]
     try:
         samples = [storage.read_rgb(files.source(i)) for i in picks]
-    except ValueError:
+    except (OSError, ValueError):
         return  # a damaged source frame fails its own frame, not the run
     ext = storage.styled_ext(settings, meta.ext)
-    each = disk.per_frame(samples, ext, settings.get("quality"))
+    each = disk.per_frame(samples, ext, settings.get("quality")) * disk.STYLED_GROWTH
+    done = [p.stat().st_size for p in itertools.islice(job.styled_dir.glob(f"*.{ext}"), 200)]
+    if done:  # this job's own styled frames say best what the next ones take
+        each = max(each / disk.STYLED_GROWTH, float(sum(done)) / len(done))
     hint = "" if ext != "png" else \
         f", or stylize with --format jpg (about {disk.human(disk.per_frame(samples, 'jpg'))} a frame) or --max-side"
     disk.check(job.styled_dir, len(todo), each, f"stylizing {len(todo)} frames", hint)

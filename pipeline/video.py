@@ -185,7 +185,7 @@ def frames_at(source: Path, seconds: Sequence[float], side: int) -> list[np.ndar
             run(frame_at_args(tools().ffmpeg, source, at, side, target), f"ffmpeg frame at {at}s")
             try:
                 out.append(storage.read_rgb(target))
-            except ValueError:
+            except (OSError, ValueError):  # ffmpeg may exit 0 with no frame past the last one
                 raise MediaError(f"{source.name}: no frame decoded at {at} s") from None
     return out
 
