@@ -160,7 +160,7 @@ def _check_styled_space(job: Job, meta: JobMeta, settings: dict[str, Any], todo:
     if done:  # this job's own styled frames say best what the next ones take
         each = max(each / disk.STYLED_GROWTH, float(sum(done)) / len(done))
     hint = "" if ext != "png" else \
-        f", or stylize with --format jpg (about {disk.human(disk.per_frame(samples, 'jpg'))} a frame) or --max-side"
+        f", or stylize with --format jpg (about {disk.human(disk.per_frame(samples, 'jpg'))} a frame)"
     disk.check(job.styled_dir, len(todo), each, f"stylizing {len(todo)} frames", hint)
 
 
