@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import engines, settings, storage, styles, video
 from .errors import MediaError, UsageError
 from .models import store
-from .sheet import Band, layout
+from .sheet import Band, layout, load_here
 
 FRAMES = 4
 SIDE = 384  # the long side frames are stylized at: seconds per style for fast and arbitrary
@@ -40,10 +39,7 @@ def stylized(name: str, frames: list[np.ndarray]) -> tuple[Band, str]:
     style = styles.resolve(name, None, store.obtain)
     spec = engines.spec_of(style.engine)
     style, params = settings.runnable(style, {**style.params, **spec.preview_budget})
-    options: dict[str, Any] = {**params, "threads": 0, "batch": 1}
-    if style.image:
-        options["style_image"] = str(style.image)
-    engine = engines.load(style.engine, style.model, options)  # type: ignore[arg-type]
+    engine = load_here(style, params)
     budget = ", ".join(f"{k} {v}" for k, v in spec.preview_budget.items())
     caption = (Path(name).name, f"engine {style.engine}", *((f"preview: {budget}",) if budget else ()))
     painting = storage.read_rgb(style.reference) if style.reference else None

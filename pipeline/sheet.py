@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from . import engines, storage, styles
+from .engines.base import Engine
 from .errors import VpipeError
 
 
@@ -134,11 +136,16 @@ def render(style: styles.Style, sample: np.ndarray) -> np.ndarray | None:
     """The sample stylized by `style` in this process, or None when the engine is not previewed."""
     if not _previewed(style.engine) or style.model is None:
         return None
-    options = {**style.params, "threads": 0, "batch": 1}
+    return load_here(style, style.params).stylize([sample])[0]
+
+
+def load_here(style: styles.Style, params: dict[str, Any]) -> Engine:
+    """The style's engine built in this process (not a worker), with these params: for sheets and previews."""
+    assert style.model is not None
+    options: dict[str, Any] = {**params, "threads": 0, "batch": 1}
     if style.image:
         options["style_image"] = str(style.image)
-    engine = engines.load(style.engine, style.model, options)
-    return engine.stylize([sample])[0]
+    return engines.load(style.engine, style.model, options)
 
 
 def _previewed(engine: str) -> bool:
