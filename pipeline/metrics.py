@@ -1,10 +1,12 @@
-"""`vpipe metrics`: how steady (warping error) and how styled (Gram distance) a job's frames are.
+"""`vpipe metrics`: how steady (warping error), how styled (Gram distance) and how much of the picture
+is kept (structure) a job's frames are.
 
 E_warp follows Lai et al. (2018): each styled frame is warped back onto the one before it with DIS
 flow computed on the ORIGINAL frames, and the squared RGB difference in [0, 1] is averaged over the
 pixels Ruder's mask trusts. The style loss is the Gram distance of a frame to the style image on
 SqueezeNet features (the gatys engine's own style loss), so steadiness bought by washing out the
-style shows up. Both are also given for the source frames as a reference.
+style shows up. Both are also given for the source frames as a reference. Structure kept catches the
+failure both of those pass: objects dissolved into blobs of the painting's colours (see `structure`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from . import flow, storage
@@ -40,6 +43,7 @@ class Report:
     source_warping_error: float | None
     style_loss: float | None = None
     source_style_loss: float | None = None
+    structure: float | None = None  # mean structure kept over the sampled frames (1: the source's outlines)
     style_image: str | None = None
     notes: list[str] = field(default_factory=list)
     measured_at: float = field(default_factory=time.time)
@@ -50,6 +54,39 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     levels first); inf when they are equal."""
     mse = float(np.mean((np.round(np.asarray(a, np.float64)) - np.round(np.asarray(b, np.float64))) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+STRUCTURE_SIGMA = 2.0  # Gaussian blur in px at MAX_SIDE wide: brush texture goes, outlines stay
+
+
+def outlines(image: np.ndarray) -> np.ndarray:
+    """Gradient magnitude (Sobel) of the blurred luminance: where the picture's edges are, without texture."""
+    gray = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    sigma = STRUCTURE_SIGMA * max(gray.shape) / MAX_SIDE
+    blurred = cv2.GaussianBlur(gray, (0, 0), sigma)
+    return np.hypot(cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3))
+
+
+def structure(styled: np.ndarray, source: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Structure kept: Pearson correlation of the outlines of a styled frame and of its source (1: the same
+    outlines; a blurred or blobby frame scores low, a flat one 0). Same size RGB uint8 frames; `where` (a
+    boolean HxW mask) limits it to some pixels, e.g. moving objects, where video mode could leave ghosts."""
+    if styled.shape != source.shape:
+        raise ValueError(f"structure: frames differ in size ({styled.shape} vs {source.shape})")
+    keep = slice(None) if where is None else where.ravel()
+    a = outlines(styled).ravel()[keep].astype(np.float64)
+    b = outlines(source).ravel()[keep].astype(np.float64)
+    a, b = a - a.mean(), b - b.mean()
+    norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / norm) if norm > 0 else 0.0
+
+
+def moving(prev_source: np.ndarray, source: np.ndarray, threshold: float = 1.0) -> np.ndarray:
+    """Where the picture moves between two source frames (flow longer than `threshold` px, dilated a little):
+    the pixels on which ghosts of the previous frame would show."""
+    motion = flow.compute(flow.gray(source), flow.gray(prev_source))  # on the current frame
+    fast = (np.hypot(motion[..., 0], motion[..., 1]) > threshold).astype(np.uint8)
+    return cv2.dilate(fast, np.ones((5, 5), np.uint8)).astype(bool)
 
 
 def pair_errors(frames: list[np.ndarray], sources: list[np.ndarray]) -> list[float]:
@@ -122,11 +159,12 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
     pairs = len(styled_errors)
     report = Report(job.name, first, last, len(done), pairs, float(np.mean(styled_errors)) if pairs else None,
                     float(np.mean(source_errors)) if pairs else None, notes=notes)
+    sample = spread(done, STYLE_SAMPLES)
+    report.structure = float(np.mean([structure(_read(files.styled(i)), _read(files.source(i))) for i in sample]))
     image = style_image or (Path(settings["image"]) if settings.get("image") else None)
     if image is None:
         notes.append("no style image known for this job: pass --style-image to get the style loss")
     else:
-        sample = spread(done, STYLE_SAMPLES)
         try:
             # one call: the feature network and the style targets are built once for both
             losses = style_distance(image, [_read(where(i)) for where in (files.styled, files.source) for i in sample])
@@ -137,8 +175,6 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
             notes.append(f"style loss skipped: {exc}")
     _save(job, report)
     return report
-
-
 
 
 def _save(job: Job, report: Report) -> None:

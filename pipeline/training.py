@@ -1,7 +1,12 @@
 """`vpipe train-style`: train a feed-forward (Johnson-style) network for one painting.
 
-Perceptual loss on a feature network (the gatys engine's losses: Gram style, content, TV), Adam,
-random crops from photos and video frames. With a temporal weight, each step also takes pairs of
+Two recipes. Distillation (the default where the arbitrary engine's models are present): a teacher
+that already stylizes well paints every training image once (cached, resumable), and the network
+learns to reproduce it: pixel regression (L1 + L2), feature regression and the Gram matrices of the
+teacher's output on a feature network. That is a supervised image-to-image problem, so a few thousand
+CPU steps keep the objects of the frame readable. The Gram recipe (`--teacher none`): perceptual loss
+on a feature network (the gatys engine's losses: Gram style against the painting, content, TV).
+Both use Adam on random crops from photos and video frames. With a temporal weight, each step also takes pairs of
 consecutive video frames with their DIS flow and Ruder's reliability mask, and penalizes the
 difference between the output of frame t and the warped output of frame t-1 where reliable (the
 ReCoNet idea), so the network is steady with no flow at inference time.
@@ -25,9 +30,11 @@ import numpy as np
 import tensorflow as tf
 
 from . import flow, storage, video
+from . import teacher as teaching
 from .engines import features, gatys
 from .engines.fast import network, padding, weights
 from .errors import UsageError
+from .teacher import Teacher
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -49,6 +56,9 @@ class Plan:
     content_weight: float = 1.0
     tv_weight: float = 30.0
     temporal_weight: float = 0.0  # the CLI default is 1500 (what the shipped style used)
+    # Distillation (a teacher given to train()): pixel L1 + 4 L2 on [0, 1], plus these on the feature net
+    feature_weight: float = 1.0  # content-layer features of the output vs the teacher's output
+    gram_weight: float = 3.0  # Gram matrices of the output vs the teacher's output (keeps the strokes' contrast)
     seed: int = 0
     checkpoint_every: int = 100
 
@@ -61,8 +71,25 @@ Pair = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # prev, cur, flow 
 
 @dataclass
 class Data:
+    """Training images and consecutive-frame pairs. Once taught (`with_targets`), every image and every
+    frame of a pair carries the teacher's output as 3 more channels (HxWx6), so crops stay aligned."""
+
     images: list[np.ndarray]  # RGB uint8, short side ~256
     pairs: list[Pair]
+
+    def frames(self) -> list[np.ndarray]:
+        """Every image the teacher paints: the images, then prev and cur of each pair."""
+        return self.images + [f for prev, cur, _, _ in self.pairs for f in (prev, cur)]
+
+    def with_targets(self, targets: list[np.ndarray]) -> Data:
+        """The same data with the teacher's output for each of frames() stacked on as channels 3-5."""
+        if len(targets) != len(self.frames()):
+            raise ValueError(f"{len(targets)} teacher outputs for {len(self.frames())} training images")
+        stacked = [np.concatenate([f, t], axis=-1) for f, t in zip(self.frames(), targets, strict=True)]
+        n = len(self.images)
+        pairs = [(stacked[n + 2 * k], stacked[n + 2 * k + 1], to_prev, mask)
+                 for k, (_, _, to_prev, mask) in enumerate(self.pairs)]
+        return Data(stacked[:n], pairs)
 
 
 def _decode(video_path: Path, out: Path, frames: int, short_side: int) -> list[np.ndarray]:
@@ -173,9 +200,13 @@ def tf_warp(image: tf.Tensor, to: tf.Tensor) -> tf.Tensor:
 
 
 class Trainer:
-    def __init__(self, style_image: np.ndarray, net: features.FeatureNet, plan: Plan) -> None:
+    """One network being trained. With `distill`, the data carries the teacher's output as channels 3-5
+    and the loss regresses onto it; otherwise the Gram recipe against the painting."""
+
+    def __init__(self, style_image: np.ndarray, net: features.FeatureNet, plan: Plan, distill: bool = False) -> None:
         self.plan = plan
         self.net = net
+        self.distill = distill
         self.content_layers, self.style_weights = features.DEFAULT_LAYERS[net.name]
         scale = 1.5 * plan.size / max(style_image.shape[:2])  # style strokes at about the crop's scale
         style = cv2.resize(style_image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -196,19 +227,36 @@ class Trainer:
         style_loss = gatys.style_loss(grams, self.targets, self.style_weights) / tf.cast(tf.shape(out)[0], tf.float32)
         return {"content": content_loss, "style": style_loss, "tv": gatys.tv_loss(out)}
 
+    def distilled(self, out: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Regression onto the teacher's output: pixels (L1 + 4 L2 on [0, 1]), content-layer features, and
+        the Gram matrices per crop (pixel regression alone averages strokes away)."""
+        diff = (out - target) / 255.0
+        wanted = list(dict.fromkeys([*self.content_layers, *self.style_weights]))
+        f_out, f_target = self.net(out, wanted), self.net(target, wanted)
+        feature = gatys.content_loss({k: f_out[k] for k in self.content_layers},
+                                     {k: f_target[k] for k in self.content_layers})
+        gram = gatys.style_loss({k: gatys.batch_gram(f_out[k]) for k in self.style_weights},
+                                {k: gatys.batch_gram(f_target[k]) for k in self.style_weights}, self.style_weights)
+        return {"pixel": tf.reduce_mean(tf.abs(diff)) + 4.0 * tf.reduce_mean(tf.square(diff)),
+                "feature": feature, "gram": gram}
+
     def _train_step(self, images: tf.Tensor, prev: tf.Tensor, cur: tf.Tensor, to_prev: tf.Tensor,
                     mask: tf.Tensor) -> dict[str, tf.Tensor]:
         p = self.plan
         with tf.GradientTape() as tape:
-            out = network.transform(images, self.weights, p.decoder)
-            parts = self.perceptual(images, out)
+            out = network.transform(images[..., :3], self.weights, p.decoder)
+            if self.distill:
+                parts = self.distilled(out, images[..., 3:])
+                loss = parts["pixel"] + p.feature_weight * parts["feature"] + p.gram_weight * parts["gram"]
+            else:
+                parts = self.perceptual(images, out)
+                loss = p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]
             if p.temporal_weight:
-                out_prev = network.transform(prev, self.weights, p.decoder)
-                out_cur = network.transform(cur, self.weights, p.decoder)
+                out_prev = network.transform(prev[..., :3], self.weights, p.decoder)
+                out_cur = network.transform(cur[..., :3], self.weights, p.decoder)
                 diff = (out_cur - tf_warp(out_prev, to_prev)) / 255.0
                 parts["temporal"] = tf.reduce_sum(mask[..., None] * tf.square(diff)) / (3 * tf.reduce_sum(mask) + 1e-6)
-            loss = (p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]
-                    + p.temporal_weight * parts.get("temporal", 0.0))
+                loss += p.temporal_weight * parts["temporal"]
         grads = tape.gradient(loss, self.weights)
         self.optimizer.apply_gradients(zip(grads, self.weights, strict=True))
         return {"loss": loss, **parts}
@@ -222,7 +270,7 @@ class Trainer:
             prev, cur, to_prev, mask = pair_crops(data.pairs, p.size, n_pairs, rng)
             images = np.concatenate([images, cur])
         else:
-            prev = cur = np.zeros((1, 4, 4, 3), np.float32)
+            prev = cur = np.zeros((1, 4, 4, images.shape[-1]), np.float32)
             to_prev, mask = np.zeros((1, 4, 4, 2), np.float32), np.zeros((1, 4, 4), np.float32)
         parts = self._train(tf.constant(images), tf.constant(prev), tf.constant(cur), tf.constant(to_prev),
                             tf.constant(mask))
@@ -245,16 +293,20 @@ def export(variables: list[tf.Variable], folder: Path, decoder: str) -> None:
 
 
 def train(style_path: Path, sources: list[Path], out_dir: Path, net: features.FeatureNet, plan: Plan,
-          report: Callable[[int, dict[str, float], float], None], preview_every: int = 100) -> Path:
-    """Train (resuming from out_dir/.train when present), export to out_dir/model, return that folder."""
+          report: Callable[[int, dict[str, float], float], None], preview_every: int = 100,
+          teacher: Teacher | None = None, taught: Callable[[int, int], None] = lambda done, total: None) -> Path:
+    """Train (resuming from out_dir/.train when present), export to out_dir/model, return that folder.
+    With a teacher, its outputs (cached in out_dir/.teacher) are the targets: distillation."""
     style = gatys.read_image(style_path)
     data = collect(sources)
-    trainer = Trainer(style, net, plan)
+    if teacher is not None:
+        data = data.with_targets(teaching.targets(teacher, data.frames(), out_dir / ".teacher", taught))
+    trainer = Trainer(style, net, plan, distill=teacher is not None)
     ckpt = tf.train.Checkpoint(weights=trainer.weights, optimizer=trainer.optimizer, step=trainer.step)
     manager = tf.train.CheckpointManager(ckpt, str(out_dir / ".train"), max_to_keep=2)
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint)
-    sample = data.images[0]
+    sample = data.images[0]  # the preview: source | (teacher |) network
     started = time.monotonic()
     first = int(trainer.step.numpy())
     for step in range(first, plan.steps):
@@ -263,7 +315,9 @@ def train(style_path: Path, sources: list[Path], out_dir: Path, net: features.Fe
         if done % plan.checkpoint_every == 0 or done == plan.steps:
             manager.save(checkpoint_number=done)
         if done % preview_every == 0 or done == plan.steps:
-            storage.publish(out_dir / "preview.png", storage.encode(np.hstack([sample, trainer.stylize(sample)]), "png"))
+            shown = [sample[..., :3], sample[..., 3:]] if teacher else [sample]
+            shown.append(trainer.stylize(sample[..., :3]))
+            storage.publish(out_dir / "preview.png", storage.encode(np.hstack(shown), "png"))
         report(done, parts, (time.monotonic() - started) / (done - first))
     export(trainer.weights, out_dir / "model", plan.decoder)
     return out_dir / "model"

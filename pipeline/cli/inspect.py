@@ -63,7 +63,7 @@ def status(ctx: click.Context, job: str | None) -> None:
 @click.pass_context
 def metrics(ctx: click.Context, job: str | None, frames: FrameRange | None, style_image: Path | None,
             as_json: bool) -> None:
-    """Flicker (warping error, lower is steadier) and style kept (Gram distance) of the styled frames."""
+    """Flicker (warping error), style kept (Gram distance) and structure kept of the styled frames."""
     from .. import metrics as measuring
 
     if style_image is not None and not style_image.is_file():
@@ -86,6 +86,8 @@ def metrics(ctx: click.Context, job: str | None, frames: FrameRange | None, styl
     click.echo("  E_warp: Lai et al. warping error (RGB 0..1, flow on the source frames); lower is steadier.")
     if report.style_image:
         click.echo(f"  style loss: Gram distance to {report.style_image} (SqueezeNet); lower is more styled.")
+    click.echo(f"  structure kept: {cell(report.structure)} (outlines of styled vs source frames correlated; 1 keeps "
+               "every outline, a blobby frame scores low)")
 
 
 @click.command()

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .. import styles
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from ..job import name_from_path
 from ..logs import format_seconds
 from ..models import lookup
+
+if TYPE_CHECKING:
+    from ..teacher import Teacher
 
 
 def _net(choice: str | None) -> tuple[str, Path]:
@@ -29,12 +33,37 @@ def _toml(value: object) -> str:
     return "[" + ", ".join(map(str, value)) + "]" if isinstance(value, tuple) else repr(value)
 
 
-def _style_toml(painting: Path, net: str, plan: object) -> str:
+def _style_toml(painting: Path, net: str, plan: object, teacher: str) -> str:
     settings = "".join(f"{k} = {_toml(v)}\n" for k, v in vars(plan).items() if k != "checkpoint_every")
+    how = f"distilled from the {teacher} engine's output" if teacher != "none" else f"with a {net} perceptual loss"
     licence = f"yours: trained by vpipe train-style from {painting.name}; the painting's own rights apply"
-    return (f"# Trained by `vpipe train-style` from {painting.name} with a {net} perceptual loss.\n"
+    return (f"# Trained by `vpipe train-style` from {painting.name}, {how}.\n"
             f'engine = "fast"\nmodel = "model"\nlicence = {_toml(licence)}\n\n'
-            f'[training]\n{settings}painting = {painting.name!r}\nnet = "{net}"\n')
+            f'[training]\n{settings}painting = {painting.name!r}\nnet = "{net}"\nteacher = "{teacher}"\n')
+
+
+def _teacher(choice: str, painting: Path) -> Teacher | None:
+    """The arbitrary engine as the teacher where its models are present (`auto`), or as asked."""
+    if choice == "none":
+        return None
+    from .. import engines, teacher
+
+    name = engines.spec_of(engines.PAINTING_ENGINE).painting_model
+    assert name is not None
+    try:
+        models = lookup.verified(name)
+    except ModelError as exc:
+        if choice == "arbitrary":
+            raise
+        click.echo(f"no teacher ({exc}): training with the Gram recipe; `vpipe models pull {name}` enables distillation")
+        return None
+    return teacher.arbitrary(models, painting)
+
+
+# Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
+RECIPES: dict[str, dict[str, Any]] = {
+    "distill": {"size": 192, "steps": 1200, "temporal_weight": 2000.0, "channels": (16, 32, 64)},
+    "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48)}}
 
 
 @click.command("train-style")
@@ -42,19 +71,27 @@ def _style_toml(painting: Path, net: str, plan: object) -> str:
 @click.option("--images", "sources", multiple=True, required=True, type=click.Path(path_type=Path),
               help="A folder of photos/videos or a video file to train on (repeatable).")
 @click.option("--name", help="Style name (default: from the painting's file name).")
-@click.option("--size", type=click.IntRange(min=64), default=192, show_default=True, help="Training crop side.")
-@click.option("--steps", type=click.IntRange(min=1), default=700, show_default=True, help="Adam steps.")
+@click.option("--teacher", type=click.Choice(["auto", "arbitrary", "none"]), default="auto", show_default=True,
+              help="Distil the arbitrary engine's output for the painting (auto: where its models are present), "
+                   "or none: the Gram-loss recipe.")
+@click.option("--size", type=click.IntRange(min=64), help="Training crop side [192].")
+@click.option("--steps", type=click.IntRange(min=1), help="Adam steps [distillation 1200, Gram 2000].")
 @click.option("--batch", type=click.IntRange(min=2), default=4, show_default=True, help="Crops per step.")
-@click.option("--temporal-weight", type=click.FloatRange(min=0), default=1500.0, show_default=True,
-              help="Weight of the flow-warped consistency term on consecutive video frames (0: off).")
-@click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True)
+@click.option("--temporal-weight", type=click.FloatRange(min=0),
+              help="Weight of the flow-warped consistency term on consecutive video frames, 0: off "
+                   "[distillation 2000, Gram 1500].")
+@click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True,
+              help="Gram recipe: weight of the Gram loss against the painting.")
+@click.option("--gram-weight", type=click.FloatRange(min=0),
+              help="Distillation: weight of the Gram loss against the teacher's output [3].")
 @click.option("--full", is_flag=True,
               help="The full Johnson network (32/64/128 channels, 5 blocks, 9x9 ends, transposed convs) instead of the slim one.")
 @click.option("--net", type=click.Choice(["squeezenet", "vgg19"]),
               help="Loss network (default: vgg19 if present, else squeezenet).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, size: int, steps: int, batch: int,
-                temporal_weight: float, style_weight: float, full: bool, net: str | None, seed: int) -> None:
+def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, teacher: str, size: int | None,
+                steps: int | None, batch: int, temporal_weight: float | None, style_weight: float, gram_weight: float | None,
+                full: bool, net: str | None, seed: int) -> None:
     """Train a fast network for STYLE_IMAGE; resumable; the result is usable by --engine fast at once."""
     if not style_image.is_file():
         raise UsageError(f"{style_image}: no such file")
@@ -65,11 +102,18 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) or ".." in name:
         raise UsageError(f"style name {name!r} is not allowed: letters, digits, '.', '_' and '-'")
     net_name, weights = _net(net)
+    from .. import teacher as teaching
     from .. import training
     from ..engines import features
 
-    plan = training.Plan(size=size, steps=steps, batch=batch, temporal_weight=temporal_weight, style_weight=style_weight,
-                         seed=seed)
+    tutor = _teacher(teacher, style_image)
+    recipe = RECIPES["distill" if tutor else "gram"]
+    steps = steps or recipe["steps"]
+    plan = training.Plan(size=size or recipe["size"], steps=steps, batch=batch, style_weight=style_weight,
+                         temporal_weight=recipe["temporal_weight"] if temporal_weight is None else temporal_weight,
+                         channels=recipe["channels"], seed=seed)
+    if gram_weight is not None:
+        plan = dataclasses.replace(plan, gram_weight=gram_weight)
     if full:
         plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose")
     out = styles.styles_dir() / name
@@ -83,6 +127,13 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
             click.echo(f"step {step}/{steps}  loss {parts['loss']:.4g} ({terms})  {per_step:.2f} s/step  "
                        f"ETA {format_seconds((steps - step) * per_step)}")
 
-    model = training.train(style_image, list(sources), out, features.load(net_name, weights), plan, report)
-    (out / "style.toml").write_text(_style_toml(style_image, net_name, plan))
+    def taught(done: int, total: int) -> None:
+        if done == total or done % (8 * teaching.PART) == 0:
+            click.echo(f"teacher ({tutor.name if tutor else '-'} engine): {done}/{total} training images painted")
+
+    if tutor:
+        click.echo(f"distilling the {tutor.name} engine's {style_image.name} (its outputs are cached in {out / '.teacher'})")
+    model = training.train(style_image, list(sources), out, features.load(net_name, weights), plan, report,
+                           teacher=tutor, taught=taught)
+    (out / "style.toml").write_text(_style_toml(style_image, net_name, plan, tutor.name if tutor else "none"))
     click.echo(f"style {name}: {model} (preview {out / 'preview.png'}); use it with --style {name}")
