@@ -49,9 +49,9 @@ def stylized(name: str, frames: list[np.ndarray], style: styles.Style | None = N
 def preview(source: Path, names: list[str], out: Path, count: int = FRAMES, force: bool = False) -> Preview:
     if not source.is_file():
         raise UsageError(f"{source}: no such video file")
-    output.check(out, "-o", {source: "the video"}, force)  # before any work
+    output.check(out, "-o", {source: "the video itself"}, force)  # before any work
     chosen = [styles.resolve(name, None, store.obtain) for name in names]
-    output.check(out, "-o", {source: "the video", **style_files(chosen)}, force)
+    output.check(out, "-o", {source: "the video itself", **style_files(chosen)}, force)
     info = video.probe(source)
     if not info.duration:
         raise MediaError(f"{source.name}: its duration is unknown, so frames cannot be spread over it")

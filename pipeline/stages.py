@@ -244,9 +244,10 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     todo = manifest.frames(Status.PENDING, first, last)
     if retry_failed:  # only the frames that failed, not every pending one
         todo = manifest.requeue_failed(run_id, first, last)
+        if todo:
+            notes.append(f"retrying {len(todo)} failed frames: {describe_spans(todo)}")
     if todo:
         _check_styled_space(job, manifest.job_meta(), settings, todo)
-        notes.append(f"retrying {len(todo)} failed frames" + (f": {describe_spans(todo)}" if todo else ""))
     started = time.monotonic()
     outcome = Outcome()
     if todo:
@@ -262,7 +263,12 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     config, env = worker_config(job, meta, settings), worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.max_memory, options.gpus_per_worker, options.ray_address)
-    executor = executors.create(where, config, env, job.worker_logs, job.root)
+    log = RunLog(job.log_path, len(todo), job.name)  # first: a link planted in its place stops the run here
+    try:
+        executor = executors.create(where, config, env, job.worker_logs, job.root)
+    except BaseException:
+        log.close()
+        raise
     plan = executor.plan
     workers = plan.workers
     size = resources.working_size(*meta.video.display_size, settings.get("max_side"))
@@ -270,8 +276,8 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
         resources.check_budget(settings["engine"], *size, plan.max_memory)
     except UsageError:
         executor.shutdown()
+        log.close()
         raise
-    log = RunLog(job.log_path, len(todo), job.name)
     log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=plan.threads,
               max_memory=plan.max_memory, executor=options.executor, engine=settings["engine"],
               style=settings["style"])
