@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pipeline.errors import ModelError, UsageError
 from pipeline.models import catalogue, lookup
 from pipeline.models.catalogue import Entry, Remote
-from pipeline.models.store import Result, discard, install, mismatch, staging_for
+from pipeline.models.store import Result, discard, install, mismatch, own_target, staging_for
 from pipeline.storage import feed, fsync_path
 
 
@@ -114,26 +114,6 @@ def import_model(source: Path, name: str | None = None, force: bool = False) -> 
         result.notes.append(f"{entry.name} is incomplete: {len(pairs)} of {len(entry.files)} files "
                             f"(`vpipe models pull {entry.name}` fetches them all)")
     return result
-
-
-def own_target(location: str, force: bool) -> Path:
-    """Where a model of your own named `location` goes in the cache, or a one-line refusal: never at, in or
-    above a catalogue model's place (--force there would replace models vpipe verifies), an existing
-    model only with --force, and never a folder of several models (--force replaces the one it names)."""
-    mine = PurePosixPath(location)
-    for entry in catalogue.entries().values():
-        place = PurePosixPath(entry.location)
-        if mine == place or place in mine.parents or mine in place.parents:
-            raise UsageError(f"--name {location!r}: the catalogue model {entry.name} lives at {entry.location}; "
-                             f"choose a name of your own, e.g. my_models/{mine.name}")
-    target = lookup.cache_dir() / location
-    if target.exists() or target.is_symlink():
-        if not force:
-            raise UsageError(f"{target} already exists: use --force to replace it")
-        if target.is_dir() and not target.is_symlink() and any(p.is_dir() for p in target.iterdir()):
-            raise UsageError(f"{target} is a folder that holds other folders (other models?): --force replaces "
-                             "one model, never a folder of them; choose another --name")
-    return target
 
 
 def _import_own(source: Path, location: str, force: bool) -> Result:

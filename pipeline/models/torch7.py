@@ -42,8 +42,7 @@ from pipeline.engines.fast import variant, weights
 from pipeline.engines.fast.variant import Spec
 from pipeline.errors import ModelError
 from pipeline.models import catalogue
-from pipeline.models.importer import own_target
-from pipeline.models.store import Result, discard, install, staging_for
+from pipeline.models.store import Result, discard, install, own_target, staging_for
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 RESNET_MEAN, RESNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
