@@ -210,7 +210,9 @@ class JobLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise JobLockedError(f"job {self.job.name!r} is in use by pid {lock_holder(self.job) or 'unknown'}; "
+                holder = lock_holder(self.job)
+                raise JobLockedError(f"job {self.job.name!r} is in use by "
+                                     f"{f'pid {holder}' if holder else 'another process'}; "
                                      "wait for it to finish or stop it (Ctrl-C)") from None
             if self._still_named(fd):
                 self._fd = fd
@@ -252,6 +254,8 @@ class JobLock:
         if self._fd is not None:
             try:
                 write_pid(self.job.lock_path, 0)
+            except (OSError, JobError):
+                pass  # the pid record only informs `status`; the flock below is what guards the job
             finally:
                 os.close(self._fd)
                 self._fd = None
