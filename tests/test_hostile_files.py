@@ -268,6 +268,16 @@ def test_preview_never_writes_over_a_painting_it_reads(styles_places: Path, tmp_
     assert painting.read_bytes() == before
 
 
+def test_train_style_never_overwrites_a_finished_style(styles_places: Path, tmp_path: Path, vpipe: Vpipe) -> None:
+    """`train-style --name slow` would write over the style.toml (and model) of the style already named so
+    (by default the styles shipped in the package)."""
+    toml = styles_places / "slow" / "style.toml"
+    before = toml.read_bytes()
+    result = vpipe("train-style", str(styles_places / "slow" / "p.png"), "--images", str(tmp_path), "--name", "slow")
+    one_line_error(result, 2, "exists", "--force")
+    assert toml.read_bytes() == before and not (styles_places / "slow" / "model").exists()
+
+
 # ---------------------------------------------------------------- models import --force (principle 7)
 
 
