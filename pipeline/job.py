@@ -222,9 +222,11 @@ class JobLock:
             raise JobError(f"cannot lock job {self.job.name!r}: its folder keeps changing")
         try:
             write_pid(self.job.lock_path, os.getpid())
-        except BaseException:
+        except BaseException as exc:
             os.close(self._fd)
             self._fd = None
+            if isinstance(exc, OSError):
+                raise JobError(f"cannot write the job lock {self.job.lock_path}: {exc.strerror}") from exc
             raise
         return self
 
