@@ -44,6 +44,10 @@ def check_frames_out(folder: Path, job: Job, source: Path, force: bool) -> Path:
         raise UsageError(f"--frames-out {folder} is a file, not a folder")
     if folder == root or root in folder.parents or folder in root.parents:
         raise UsageError(f"--frames-out {folder}: that is the job's own folder or holds it; choose a folder outside the job")
+    for place in (job.frames_dir.resolve(), job.styled_dir.resolve()):  # also where a link moved them
+        if folder == place or place in folder.parents or folder in place.parents:
+            raise UsageError(f"--frames-out {folder}: that is the job's frames or styled folder ({place}) or "
+                             "holds it; choose a folder outside the job")
     if any((p / "manifest.sqlite").is_file() for p in (folder, *folder.parents)):
         raise UsageError(f"--frames-out {folder} is inside a job's folder; choose a folder outside the jobs")
     if folder in source.resolve().parents:

@@ -8,6 +8,8 @@ VPIPE_FAULTS is JSON: {"frames": {"7": "segfault"}, "point": "engine", "times": 
   and commit_after (around the manifest commit of `done`), in the coordinator
 - times: strike only on the first N attempts at that frame (counted with files in `state`),
   so `retry-failed` can then succeed; omit for always.
+- pause: a named point (split_decided: split has found no job of that name) where the process waits
+  for the test (see pause()).
 """
 
 from __future__ import annotations
@@ -42,6 +44,20 @@ def strike(frame: int, point: str) -> None:
             return
         marker.write_text(str(struck + 1))
     _misbehave(str(mode), frame)
+
+
+def pause(point: str) -> None:
+    """Stop here until the test lets go, if it asked to ({"pause": POINT, "state": DIR}): this process
+    writes DIR/paused-POINT (its pid) and waits, at most a minute, for DIR/go-POINT. Races between two
+    real processes are replayed this way, in the order the test chooses."""
+    config = _config()
+    if not config or config.get("pause") != point:
+        return
+    state = Path(str(config["state"]))
+    (state / f"paused-{point}").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while not (state / f"go-{point}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _misbehave(mode: str, frame: int) -> None:

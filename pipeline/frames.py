@@ -105,6 +105,14 @@ def frame_name(index: int, width: int, ext: str) -> str:
     return f"{index:0{width}d}.{ext}"
 
 
+_FRAME_FILE = re.compile(rf"\d{{{MIN_NAME_WIDTH},}}\.(?:png|jpg|webp)")
+
+
+def is_frame_name(name: str) -> bool:
+    """Whether `name` is one vpipe gives frame files (frame_name in any width and frame format)."""
+    return _FRAME_FILE.fullmatch(name) is not None
+
+
 def frame_pattern(width: int, ext: str) -> str:
     """The printf pattern ffmpeg reads and writes for the same names."""
     return f"%0{width}d.{ext}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import storage
 from .errors import JobError, JobLockedError, UsageError
 from .frames import frame_name, frame_pattern
 from .probe import VideoInfo
@@ -168,9 +169,7 @@ def find_job(base: Path, name: str | None) -> tuple[Job, str | None]:
 
 
 def remember_last(base: Path, name: str) -> None:
-    tmp = base / (LAST_JOB_FILE + ".tmp")
-    tmp.write_text(name + "\n")
-    tmp.replace(base / LAST_JOB_FILE)
+    storage.publish(base / LAST_JOB_FILE, (name + "\n").encode())
 
 
 def lock_holder(job: Job) -> int | None:
@@ -191,31 +190,88 @@ def lock_holder(job: Job) -> int | None:
 
 
 class JobLock:
-    """An flock on the job: the kernel drops it when the holder dies, so a crash never needs --unlock."""
+    """An flock on the job's folder: the kernel drops it when the holder dies, so a crash never needs
+    --unlock. The folder is locked, not the `lock` file (that only says which pid holds it), so deleting
+    or replacing that file cannot let a second writer in. Once locked, the path must still name the
+    locked folder (a split that failed removes the folder it created), else it locks again.
 
-    def __init__(self, job: Job) -> None:
+    `create`: make the job folder when it does not exist (split); otherwise it must exist."""
+
+    def __init__(self, job: Job, create: bool = False) -> None:
         self.job = job
+        self.create = create
+        self.created = False  # this lock made the job folder (a split that fails removes it again)
         self._fd: int | None = None
 
     def __enter__(self) -> JobLock:
+        for _ in range(100):
+            fd = self._open_folder()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                holder = lock_holder(self.job)
+                raise JobLockedError(f"job {self.job.name!r} is in use by "
+                                     f"{f'pid {holder}' if holder else 'another process'}; "
+                                     "wait for it to finish or stop it (Ctrl-C)") from None
+            if self._still_named(fd):
+                self._fd = fd
+                break
+            os.close(fd)  # the folder was removed (or replaced) while this process waited: lock the new one
+        else:
+            raise JobError(f"cannot lock job {self.job.name!r}: its folder keeps changing")
         try:
-            fd = os.open(self.job.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise JobError(f"cannot open the job lock {self.job.lock_path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise JobLockedError(f"job {self.job.name!r} is in use by pid {holder}; "
-                                 "wait for it to finish or stop it (Ctrl-C)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+            write_pid(self.job.lock_path, os.getpid())
+        except BaseException as exc:
+            os.close(self._fd)
+            self._fd = None
+            if isinstance(exc, OSError):
+                raise JobError(f"cannot write the job lock {self.job.lock_path}: {exc.strerror}") from exc
+            raise
         return self
+
+    def _open_folder(self) -> int:
+        if self.create:
+            try:
+                self.job.root.mkdir()
+                self.created = True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise JobError(f"cannot create the job folder {self.job.root}: {exc.strerror}") from exc
+        try:
+            return os.open(self.job.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise JobError(f"cannot open the job folder {self.job.root}: {exc.strerror}") from exc
+
+    def _still_named(self, fd: int) -> bool:
+        try:
+            now = os.stat(self.job.root)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
 
     def __exit__(self, *exc: object) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
+            try:
+                write_pid(self.job.lock_path, 0)
+            except (OSError, JobError):
+                pass  # the pid record only informs `status`; the flock below is what guards the job
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+def write_pid(path: Path, pid: int) -> None:
+    """Record the lock holder's pid (0: none) in the job's `lock` file, never through a symlink."""
+    try:
+        fd = storage.open_own(path, os.O_RDWR | os.O_CREAT)
+    except FileNotFoundError:
+        return  # the folder went away under a failed split's cleanup
+    try:
+        os.ftruncate(fd, 0)
+        if pid:
+            os.pwrite(fd, f"{pid}\n".encode(), 0)
+    finally:
+        os.close(fd)

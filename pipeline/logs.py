@@ -12,6 +12,8 @@ from typing import IO, Any, TextIO, cast
 
 import structlog
 
+from . import storage
+
 
 def _json_logger(stream: IO[str]) -> Any:
     return structlog.wrap_logger(
@@ -31,7 +33,7 @@ class RunLog:
     """The coordinator's reporter: per-frame and per-chunk records, plus what the user watches."""
 
     def __init__(self, log_path: Path, total: int, job: str, console: IO[str] | None = None) -> None:
-        self._file = log_path.open("a", buffering=1)
+        self._file = storage.open_log(log_path)
         self.file = _json_logger(self._file).bind(job=job)
         self.console = console or sys.stderr
         self.tty = self.console.isatty()

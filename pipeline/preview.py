@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import engines, settings, storage, styles, video
+from . import engines, output, settings, storage, styles, video
 from .errors import MediaError, UsageError
 from .models import store
-from .sheet import Band, layout, load_here
+from .sheet import Band, layout, load_here, style_files
 
 FRAMES = 4
 SIDE = 384  # the long side frames are stylized at: seconds per style for fast and arbitrary
@@ -34,9 +34,9 @@ def spread(duration: float, count: int) -> list[float]:
     return [round(duration * (i + 0.5) / count, 3) for i in range(count)]
 
 
-def stylized(name: str, frames: list[np.ndarray]) -> tuple[Band, str]:
+def stylized(name: str, frames: list[np.ndarray], style: styles.Style | None = None) -> tuple[Band, str]:
     """One style's band: its frames stylized in this process, at the engine's preview budget."""
-    style = styles.resolve(name, None, store.obtain)
+    style = style or styles.resolve(name, None, store.obtain)
     spec = engines.spec_of(style.engine)
     style, params = settings.runnable(style, {**style.params, **spec.preview_budget})
     engine = load_here(style, params)
@@ -49,17 +49,16 @@ def stylized(name: str, frames: list[np.ndarray]) -> tuple[Band, str]:
 def preview(source: Path, names: list[str], out: Path, count: int = FRAMES, force: bool = False) -> Preview:
     if not source.is_file():
         raise UsageError(f"{source}: no such video file")
-    if out.resolve() == source.resolve():
-        raise UsageError(f"-o {out}: that is the video itself; choose another file")
-    if out.exists() and not force:
-        raise UsageError(f"-o {out} exists; add --force to replace it")
+    output.check(out, "-o", {source: "the video itself"}, force)  # before any work
+    chosen = [styles.resolve(name, None, store.obtain) for name in names]
+    output.check(out, "-o", {source: "the video itself", **style_files(chosen)}, force)
     info = video.probe(source)
     if not info.duration:
         raise MediaError(f"{source.name}: its duration is unknown, so frames cannot be spread over it")
     times = spread(info.duration, count)
     frames = video.frames_at(source, times, SIDE)
     bands = [Band(("source", source.name[:26]), None, tuple(frames))]
-    bands += [stylized(name, frames)[0] for name in names]
+    bands += [stylized(name, frames, style)[0] for name, style in zip(names, chosen, strict=True)]
     out.parent.mkdir(parents=True, exist_ok=True)
     storage.publish(out, storage.encode(layout(bands, frames[0].shape[1] / frames[0].shape[0]), "png"))
     return Preview(out, times, list(names))

@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from . import engines, storage, styles
+from . import engines, output, storage, styles
 from .engines.base import Engine
 from .errors import VpipeError
 
@@ -155,12 +155,26 @@ def _previewed(engine: str) -> bool:
         return False
 
 
-def sheet(out: Path, sample_path: Path | None = None) -> int:
+def style_files(chosen: list[styles.Style]) -> dict[Path, str]:
+    """The files these styles read (paintings, models): never a place for a sheet or a preview."""
+    files: dict[Path, str] = {}
+    for style in chosen:
+        for path, what in ((style.reference, "a style's painting"), (style.image, "a style's painting"),
+                           (style.model, "a style's model")):
+            if path is not None:
+                files[path] = f"{what} ({style.name})"
+    return files
+
+
+def sheet(out: Path, sample_path: Path | None = None, force: bool = False) -> int:
     """Write the contact sheet PNG (a band per style: its painting beside the sample it stylized); returns
     how many styles it shows."""
+    listed = rows()
+    reads = style_files([row.style for row in listed if row.style is not None])
+    output.check(out, "--sheet", {**reads, **({sample_path: "the --sample frame"} if sample_path else {})}, force)
     sample = storage.read_rgb(sample_path) if sample_path else sample_frame()
     bands = [Band(("sample frame",), None, (sample,))]
-    for row in rows():
+    for row in listed:
         painting = storage.read_rgb(row.style.reference) if row.style and row.style.reference else None
         styled = render(row.style, sample) if row.style is not None and row.present else None
         note = "model missing" if not row.present else "not previewed (see vpipe preview)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import disk, executors, export, probe, resources, storage, video
+from . import disk, executors, export, faults, probe, resources, storage, video
+from . import output as output_files
 from .coordinator import Coordinator, Limits, Outcome
 from .errors import JobError, MediaError, ModelError, UsageError, VpipeError
 from .executors.local import preflight
@@ -55,6 +57,20 @@ def _make_jobs_dir(base: Path) -> None:
 def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> SplitResult:
     _check_source(source)
     job = Job(base / (check_name(name) if name else name_from_path(source)))
+    _make_jobs_dir(base)
+    with JobLock(job, create=True) as lock:  # before deciding anything: two splits into one name never both win
+        try:
+            result = _split_locked(source, job, fmt)
+        except BaseException:
+            if lock.created:  # leave no empty job folder behind a split that failed
+                _remove_job_folder(job)
+            raise
+    if not result.already:
+        remember_last(base, job.name)
+    return result
+
+
+def _split_locked(source: Path, job: Job, fmt: str) -> SplitResult:
     source_hash = storage.file_digest(source)
     if job.exists():
         with Manifest.open(job.manifest_path) as manifest:
@@ -66,21 +82,29 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
                 raise JobError(f"job {job.name!r}: its frames folder {job.frames_dir} was deleted; "
                                "split the video into a new job")
             return SplitResult(job, manifest.frame_count(), meta.video, already=True)
+    faults.pause("split_decided")
     info = video.probe(source)
-    _check_split_space(source, base, info, fmt)
-    _make_jobs_dir(base)
-    job.root.mkdir(exist_ok=True)
-    with JobLock(job):
-        try:
-            count, width, notes = _decode_frames(source, job, info, fmt)
-        except BaseException:  # no half frame set left behind, and its space is freed (disk full)
-            shutil.rmtree(job.partial_frames_dir, ignore_errors=True)
-            raise
-        job.styled_dir.mkdir(exist_ok=True)
-        meta = JobMeta(info, source.resolve(), source_hash, width, fmt)
-        Manifest.create(job.manifest_path, count, {**meta.record(), "created": time.time(), "notes": list(notes)})
-    remember_last(base, job.name)
+    _check_split_space(source, job.root.parent, info, fmt)
+    try:
+        count, width, notes = _decode_frames(source, job, info, fmt)
+    except BaseException:  # no half frame set left behind, and its space is freed (disk full)
+        with contextlib.suppress(JobError):
+            storage.remove_own_folder(job.partial_frames_dir)
+        raise
+    job.styled_dir.mkdir(exist_ok=True)
+    meta = JobMeta(info, source.resolve(), source_hash, width, fmt)
+    Manifest.create(job.manifest_path, count, {**meta.record(), "created": time.time(), "notes": list(notes)})
     return SplitResult(job, count, info, notes=tuple(notes))
+
+
+def _remove_job_folder(job: Job) -> None:
+    """Undo a failed split's new job folder: only what vpipe wrote in it, and the folder if it is then empty."""
+    for folder in (job.partial_frames_dir, job.frames_dir, job.styled_dir):
+        with contextlib.suppress(JobError):
+            storage.remove_own_folder(folder)
+    storage.remove_own(job.lock_path)
+    with contextlib.suppress(OSError):
+        job.root.rmdir()
 
 
 def _check_split_space(source: Path, base: Path, info: probe.VideoInfo, fmt: str) -> None:
@@ -101,7 +125,7 @@ def _check_split_space(source: Path, base: Path, info: probe.VideoInfo, fmt: str
 def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> tuple[int, int, list[str]]:
     """Decode into frames.partial/, check the count, then rename: never a half frame set named frames/."""
     partial = job.partial_frames_dir
-    shutil.rmtree(partial, ignore_errors=True)
+    storage.remove_own_folder(partial)  # left by a split that died
     partial.mkdir()
     rate = probe.rational(info.rate)
     estimate = info.frame_count or int((info.duration or 0) * float(rate or 30)) + 1
@@ -126,8 +150,7 @@ def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> t
     if expected and count < 0.9 * expected:
         notes.append(f"decoded {count} frames where the container's duration suggests about {expected}: "
                      "the file may be truncated or damaged")
-    if job.frames_dir.exists():  # left by a split that died before writing the manifest
-        shutil.rmtree(job.frames_dir)
+    storage.remove_own_folder(job.frames_dir)  # left by a split that died before writing the manifest
     partial.replace(job.frames_dir)
     storage.fsync_path(job.root)
     return count, width, notes
@@ -182,18 +205,22 @@ def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], rest
         if problem:  # keep the old frames: the new settings would not produce any
             raise ModelError(f"--restart: nothing discarded, the new settings do not load: {problem}")
         manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
-        for path in job.styled_dir.iterdir():
-            path.unlink()
+        meta = manifest.job_meta()
+        ours = {frame_name(i, meta.name_width, ext) for i in range(1, manifest.frame_count() + 1)
+                for ext in storage.FORMATS}
+        for path in storage.own_frames(job.styled_dir):  # the job's frame files only, never a file of yours
+            if path.name in ours:
+                path.unlink()
         return [f"--restart: discarded {done} styled frames"]
     return []
 
 
 def stylize(base: Path, name: str | None, options: RunOptions, retry_failed: bool = False) -> RunResult:
     job, note = find_job(base, name)
-    if not job.frames_dir.is_dir():
-        raise JobError(f"job {job.name!r}: the frames folder {job.frames_dir} is missing; split the video again "
-                       "into a new job")
     with JobLock(job):
+        if not job.frames_dir.is_dir():
+            raise JobError(f"job {job.name!r}: the frames folder {job.frames_dir} is missing; split the video again "
+                           "into a new job")
         with Manifest.open(job.manifest_path) as manifest:
             return _stylize_locked(job, manifest, options, retry_failed, [note] if note else [])
 
@@ -217,9 +244,10 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     todo = manifest.frames(Status.PENDING, first, last)
     if retry_failed:  # only the frames that failed, not every pending one
         todo = manifest.requeue_failed(run_id, first, last)
+        if todo:
+            notes.append(f"retrying {len(todo)} failed frames: {describe_spans(todo)}")
     if todo:
         _check_styled_space(job, manifest.job_meta(), settings, todo)
-        notes.append(f"retrying {len(todo)} failed frames" + (f": {describe_spans(todo)}" if todo else ""))
     started = time.monotonic()
     outcome = Outcome()
     if todo:
@@ -235,7 +263,12 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     config, env = worker_config(job, meta, settings), worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.max_memory, options.gpus_per_worker, options.ray_address)
-    executor = executors.create(where, config, env, job.worker_logs, job.root)
+    log = RunLog(job.log_path, len(todo), job.name)  # first: a link planted in its place stops the run here
+    try:
+        executor = executors.create(where, config, env, job.worker_logs, job.root)
+    except BaseException:
+        log.close()
+        raise
     plan = executor.plan
     workers = plan.workers
     size = resources.working_size(*meta.video.display_size, settings.get("max_side"))
@@ -243,8 +276,8 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
         resources.check_budget(settings["engine"], *size, plan.max_memory)
     except UsageError:
         executor.shutdown()
+        log.close()
         raise
-    log = RunLog(job.log_path, len(todo), job.name)
     log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=plan.threads,
               max_memory=plan.max_memory, executor=options.executor, engine=settings["engine"],
               style=settings["style"])
@@ -295,8 +328,9 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
     if frames_out is not None and output is None and codec is not None:
         raise UsageError("--codec is for a video: give -o FILE as well to write one besides --frames-out")
     codec = codec or "h264"
+    default = job.root.absolute() / f"output{video.CODEC_SUFFIX[codec]}"
     if frames_out is None or output is not None:
-        output = (output or job.root / f"output{video.CODEC_SUFFIX[codec]}").absolute()
+        output = (output or default).absolute()
         if output.suffix.lower() not in video.COPYABLE_AUDIO:
             raise UsageError(f"output {output.name}: use a .mp4, .m4v, .mov or .mkv file name")
         video.check_codec(codec, output.suffix.lower())
@@ -312,6 +346,8 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
         width, frames_ext = meta.name_width, meta.ext
         files = job.files(meta, settings)
         ext = storage.styled_ext(settings, frames_ext)
+        if output is not None:  # the job's own output.EXT is replaced freely: vpipe wrote it
+            output = output_files.check(output, "-o", _reads(job, source), force or output == default)
         if frames_out is not None:
             frames_out = export.check_frames_out(frames_out, job, source, force)
             if output is not None and frames_out in output.parents:
@@ -337,6 +373,12 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
     kept = len(info.subtitles) - len(video.left_out_subtitles(info.subtitles, output.suffix.lower())) if output else 0
     return AssembleResult(job, output, total, len(missing), len(info.audio) if output else 0, kept,
                           info.chapters if output else 0, codec, frames_out, tuple(notes))
+
+
+def _reads(job: Job, source: Path) -> dict[Path, str]:
+    """What assemble reads, so never a place it writes to."""
+    return {source: "the job's source video", job.frames_dir: "the job's frames folder",
+            job.styled_dir: "the job's styled folder", job.manifest_path: "the job's manifest"}
 
 
 def _kept_from_source(info: probe.VideoInfo, source: Path, output: Path) -> tuple[probe.VideoInfo, list[str]]:

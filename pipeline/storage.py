@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import cv2
 import numpy as np
+
+from .errors import JobError
+from .frames import is_frame_name
 
 TMP_MARK = ".tmp-"
 PNG_LEVEL = 1  # fast, still lossless: frame I/O must not slow a fast engine down
@@ -112,7 +117,7 @@ def publish(path: Path, data: bytes, checkpoint: Callable[[str], None] = _no_che
     file under the final name. `checkpoint` is called after each step (crash-point tests).
     """
     tmp = tmp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = open_own(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         view = memoryview(data)
         while view:
@@ -127,19 +132,82 @@ def publish(path: Path, data: bytes, checkpoint: Callable[[str], None] = _no_che
     checkpoint("renamed")
 
 
+def open_own(path: Path, flags: int) -> int:
+    """os.open for a file vpipe writes (lock, logs, tmp files): never through a symbolic link, so a link
+    planted in a job folder cannot redirect a write or a truncate to someone else's file."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise JobError(f"{path} is a symbolic link: vpipe does not write through links "
+                           "(remove the link, or point it at a folder instead)") from None
+        raise
+
+
+def open_log(path: Path) -> IO[str]:
+    """A log file opened for appending lines (created if need be), never through a symbolic link."""
+    return os.fdopen(open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "a", buffering=1)
+
+
+def append_fd(path: Path) -> int:
+    """A file descriptor appending to `path` (a child's stderr log), never through a symbolic link."""
+    return open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+
+def remove_own(path: Path) -> bool:
+    """Remove a file vpipe wrote: a regular file only. A symbolic link (to anything) or a folder in its
+    place is left alone, so nothing outside vpipe's own files is ever deleted. True when removed."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def own_frames(folder: Path) -> list[Path]:
+    """The frame files vpipe wrote in `folder` (NNNNNN.png|jpg|webp, regular files): what --restart or a
+    failed split may remove. A user's own file in a frames or styled folder never matches."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if is_frame_name(p.name) and stat.S_ISREG(os.lstat(p).st_mode)]
+
+
+def remove_own_folder(folder: Path) -> None:
+    """Remove a folder vpipe made, with the frame files (and their tmp files) vpipe wrote in it. A link
+    or a file in its place, or a folder that holds anything else, is left as it is (JobError)."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise JobError(f"{folder} is not a folder vpipe made (a link or a file): move it away and run the "
+                       "command again")
+    for path in own_frames(folder) + tmp_files(folder):
+        path.unlink()
+    try:
+        folder.rmdir()
+    except OSError:
+        raise JobError(f"{folder} holds files vpipe did not write: move them away and run the command again") from None
+
+
 def tmp_name(path: Path) -> Path:
     """Where this process writes `path` before the rename: hidden, and marked with its pid."""
     return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
 
 
+def is_tmp_name(name: str) -> bool:
+    """A frame's tmp name as tmp_name() makes it: ".NNNNNN.png.tmp-PID"."""
+    head, mark, pid = name.partition(TMP_MARK)
+    return bool(mark) and pid.isdigit() and head.startswith(".") and is_frame_name(head[1:])
+
+
 def tmp_files(folder: Path) -> list[Path]:
-    """Tmp files in `folder` (a live writer's, or stale ones left by writers that died)."""
-    return list(folder.glob(f".*{TMP_MARK}*")) if folder.is_dir() else []
+    """Frame tmp files in `folder` (a live writer's, or stale ones left by writers that died)."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if is_tmp_name(p.name) and stat.S_ISREG(os.lstat(p).st_mode)]
 
 
 def sweep_tmp(folder: Path) -> int:
-    """Remove tmp files left by writers that died; returns how many."""
-    stale = tmp_files(folder)
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+    """Remove frame tmp files left by writers that died (only those: nothing else in the folder); how many."""
+    return sum(remove_own(path) for path in tmp_files(folder))

@@ -93,7 +93,7 @@ def _verify(job: Job, manifest: Manifest, fix: bool, note: str | None) -> Verify
         for problem, frames in by_problem.items():
             manifest.reset(None, frames, f"verify: {problem}")
         for frame in bad:  # after the manifest says pending: a crash in between leaves no bad `done`
-            files.styled(frame.idx).unlink(missing_ok=True)
+            storage.remove_own(files.styled(frame.idx))  # a link there is left alone
         storage.sweep_tmp(job.styled_dir)
     return VerifyReport(job, len(hashes), bad, fix, stale, note)
 

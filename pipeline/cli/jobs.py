@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from .. import engines, stages
+from .. import output as output_files
 from ..logs import format_seconds
 from ..manifest import Status
 from ..storage import FORMATS
@@ -127,7 +128,7 @@ def retry_failed(ctx: click.Context, job: str | None, **kw: Any) -> None:
                    "the default output's suffix follows it.")
 @click.option("--frames-out", type=click.Path(file_okay=False, path_type=Path),
               help="Write the styled image sequence into this folder (instead of the video; with -o as well).")
-@click.option("--force", is_flag=True, help="Replace a --frames-out folder that is not empty.")
+@click.option("--force", is_flag=True, help="Replace an existing -o file, or a --frames-out folder that is not empty.")
 @click.pass_context
 def assemble(ctx: click.Context, job: str | None, output: Path | None, crf: int, fill: str, codec: str | None,
              frames_out: Path | None, force: bool) -> None:
@@ -161,11 +162,14 @@ def _retry_options(options: stages.RunOptions) -> stages.RunOptions:
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True, help="x264 quality (lower is better).")
 @click.option("--fill", type=click.Choice(["fail", "original"]), default="fail", show_default=True,
               help="Frames still failed after one retry: stop before assembling, or use the source frames.")
+@click.option("--force", is_flag=True, help="Replace an existing -o file.")
 @click.pass_context
 def run(ctx: click.Context, video: Path, temporal: str | None, no_temporal: bool, job: str | None,
-        output: Path | None, crf: int, fill: str, **kw: Any) -> None:
+        output: Path | None, crf: int, fill: str, force: bool, **kw: Any) -> None:
     """Split VIDEO (or reuse its job), stylize it, retry the failed frames once, assemble: one command for a
     film, resumable by running it again. Exit codes as the parts (1: frames still failed)."""
+    if output is not None:  # refused now, not after a night of stylizing
+        output_files.check(output, "-o", {video: "the source video"}, force)
     options = _stylize_options(temporal, no_temporal, kw)
     name = ctx.invoke(split, video=video, job=job, fmt="png")
     result = stages.stylize(base(ctx), name, options)
@@ -177,4 +181,4 @@ def run(ctx: click.Context, video: Path, temporal: str | None, no_temporal: bool
             click.echo(f"job {name}: {retry.counts[Status.FAILED]} frames still failed after one retry: see "
                        "`vpipe status`; `vpipe run` again retries them, or add --fill original to use the source frames")
             sys.exit(1)
-    ctx.invoke(assemble, job=name, output=output, crf=crf, fill=fill, codec=None, frames_out=None, force=False)
+    ctx.invoke(assemble, job=name, output=output, crf=crf, fill=fill, codec=None, frames_out=None, force=force)

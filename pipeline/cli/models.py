@@ -68,7 +68,8 @@ def import_(path: Path, name: str | None, force: bool) -> None:
               help="Also write a contact sheet PNG: each style's painting and a sample frame in that style.")
 @click.option("--sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The frame to show each style on (default: a synthetic landscape).")
-def styles_command(sheet_path: Path | None, sample: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Replace an existing --sheet file.")
+def styles_command(sheet_path: Path | None, sample: Path | None, force: bool) -> None:
     """The styles in styles/: engine, model, whether it is present, painting."""
     rows = sheet.rows()
     click.echo(f"{'NAME':<18} {'ENGINE':<10} {'PRESENT':<8} MODEL / REFERENCE")
@@ -80,5 +81,5 @@ def styles_command(sheet_path: Path | None, sample: Path | None) -> None:
     if not rows:
         click.echo(f"(no styles in {sheet.styles.styles_dir()})")
     if sheet_path:
-        count = sheet.sheet(sheet_path, sample)
+        count = sheet.sheet(sheet_path, sample, force)
         click.echo(f"contact sheet of {count} styles: {sheet_path}")

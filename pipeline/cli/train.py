@@ -89,9 +89,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 @click.option("--net", type=click.Choice(["squeezenet", "vgg19"]),
               help="Loss network (default: vgg19 if present, else squeezenet).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--force", is_flag=True, help="Replace a finished style of this name.")
 def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, teacher: str, size: int | None,
                 steps: int | None, batch: int, temporal_weight: float | None, style_weight: float, gram_weight: float | None,
-                full: bool, net: str | None, seed: int) -> None:
+                full: bool, net: str | None, seed: int, force: bool) -> None:
     """Train a fast network for STYLE_IMAGE; resumable; the result is usable by --engine fast at once."""
     if not style_image.is_file():
         raise UsageError(f"{style_image}: no such file")
@@ -101,6 +102,9 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
     name = name or name_from_path(style_image)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name) or ".." in name:
         raise UsageError(f"style name {name!r} is not allowed: letters, digits, '.', '_' and '-'")
+    out = styles.styles_dir() / name
+    if (out / "style.toml").exists() and not (out / ".train").is_dir() and not force:  # not a resume
+        raise UsageError(f"style {name!r} exists ({out}): add --force to replace it, or choose another --name")
     net_name, weights = _net(net)
     from .. import teacher as teaching
     from .. import training
@@ -116,7 +120,6 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
         plan = dataclasses.replace(plan, gram_weight=gram_weight)
     if full:
         plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose")
-    out = styles.styles_dir() / name
     out.mkdir(parents=True, exist_ok=True)
     if (out / ".train").is_dir():
         click.echo(f"resuming from the checkpoint in {out / '.train'}")

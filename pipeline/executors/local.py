@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
+from .. import storage
 from .plan import Plan
 from .protocol import Event, Kind, WorkerConfig, decode_event, describe_exit, encode_chunk, encode_config
 
@@ -32,11 +33,14 @@ class WorkerProcess:
         self.slot = slot
         self.log = log
         log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as stderr:
+        stderr = storage.append_fd(log)  # never through a symlink planted in the job folder
+        try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-X", "faulthandler", "-m", "pipeline.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1,
                 start_new_session=True, env=env)
+        finally:
+            os.close(stderr)
         self.started = time.monotonic()
         self._events = events
         self._stdin: IO[str] = self.proc.stdin  # type: ignore[assignment]

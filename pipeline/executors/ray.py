@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import storage
 from ..errors import JobError, UsageError, VpipeError
 from .local import worker_pythonpath
 from .plan import Plan
@@ -121,7 +122,7 @@ class RayExecutor:
         self._ids = itertools.count(1)
         self.token_path = job_root / TOKEN_FILE
         token = secrets.token_hex(16)
-        self.token_path.write_text(token)
+        storage.publish(self.token_path, token.encode())
         self.specs = {slot: Spec(config, worker_env(env, gpus_per_worker), str(logs / f"worker-{slot}.log"),
                                  str(job_root), token) for slot in range(workers)}
         path = worker_pythonpath(os.environ.get("PYTHONPATH"))

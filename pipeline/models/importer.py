@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.errors import ModelError, UsageError
 from pipeline.models import catalogue, lookup
 from pipeline.models.catalogue import Entry, Remote
-from pipeline.models.store import Result, discard, install, mismatch, staging_for
+from pipeline.models.store import Result, discard, install, mismatch, own_target, staging_for
 from pipeline.storage import feed, fsync_path
 
 
@@ -117,9 +117,7 @@ def import_model(source: Path, name: str | None = None, force: bool = False) -> 
 
 
 def _import_own(source: Path, location: str, force: bool) -> Result:
-    target = lookup.cache_dir() / location
-    if (target.exists() or target.is_symlink()) and not force:
-        raise UsageError(f"{target} already exists: use --force to replace it")
+    target = own_target(location, force)
     staging = staging_for(target)
     try:
         if source.is_dir():

@@ -18,10 +18,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pipeline import storage
-from pipeline.errors import ModelError
+from pipeline.errors import ModelError, UsageError
 from pipeline.models import catalogue, lookup
 from pipeline.models.catalogue import Entry, Remote
 
@@ -100,6 +100,26 @@ def discard(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def own_target(location: str, force: bool) -> Path:
+    """Where a model of your own named `location` goes in the cache, or a one-line refusal: never at, in or
+    above a catalogue model's place (--force there would replace models vpipe verifies), an existing
+    model only with --force, and never a folder of several models (--force replaces the one it names)."""
+    mine = PurePosixPath(location)
+    for entry in catalogue.entries().values():
+        place = PurePosixPath(entry.location)
+        if mine == place or place in mine.parents or mine in place.parents:
+            raise UsageError(f"--name {location!r}: the catalogue model {entry.name} lives at {entry.location}; "
+                             f"choose a name of your own, e.g. my_models/{mine.name}")
+    target = lookup.cache_dir() / location
+    if target.exists() or target.is_symlink():
+        if not force:
+            raise UsageError(f"{target} already exists: use --force to replace it")
+        if target.is_dir() and not target.is_symlink() and any(p.is_dir() for p in target.iterdir()):
+            raise UsageError(f"{target} is a folder that holds other folders (other models?): --force replaces "
+                             "one model, never a folder of them; choose another --name")
+    return target
 
 
 def staging_for(target: Path) -> Path:

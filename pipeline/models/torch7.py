@@ -40,9 +40,9 @@ import numpy as np
 
 from pipeline.engines.fast import variant, weights
 from pipeline.engines.fast.variant import Spec
-from pipeline.errors import ModelError, UsageError
-from pipeline.models import catalogue, lookup
-from pipeline.models.store import Result, discard, install, staging_for
+from pipeline.errors import ModelError
+from pipeline.models import catalogue
+from pipeline.models.store import Result, discard, install, own_target, staging_for
 
 VGG_MEAN_BGR = (103.939, 116.779, 123.68)
 RESNET_MEAN, RESNET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -483,9 +483,7 @@ def import_t7(source: Path, name: str, force: bool = False) -> Result:
         arrays, spec, facts = convert(checkpoint)
     except T7Error as exc:
         raise T7Error(f"{source}: not a fast-neural-style model this importer knows: {exc}") from None
-    target = lookup.cache_dir() / location
-    if (target.exists() or target.is_symlink()) and not force:
-        raise UsageError(f"{target} already exists: use --force to replace it")
+    target = own_target(location, force)
     staging = staging_for(target)
     try:
         write_folder(staging, arrays, spec, facts)
