@@ -66,13 +66,14 @@ def split(source: Path, base: Path, name: str | None, fmt: str = "png") -> Split
                 raise JobError(f"job {job.name!r}: its frames folder {job.frames_dir} was deleted; "
                                "split the video into a new job")
             return SplitResult(job, manifest.frame_count(), meta.video, already=True)
-    info = video.probe(source)
+    info, timing_notes = video.timing(source, video.probe(source))
     _check_split_space(source, base, info, fmt)
     _make_jobs_dir(base)
     job.root.mkdir(exist_ok=True)
     with JobLock(job):
         try:
             count, width, notes = _decode_frames(source, job, info, fmt)
+            notes = timing_notes + notes
         except BaseException:  # no half frame set left behind, and its space is freed (disk full)
             shutil.rmtree(job.partial_frames_dir, ignore_errors=True)
             raise
@@ -107,10 +108,7 @@ def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> t
     estimate = info.frame_count or int((info.duration or 0) * float(rate or 30)) + 1
     width = name_width(estimate * 2)
     notes = []
-    if info.variable_rate:
-        notes.append(f"variable frame rate: converted to a constant {info.rate} fps (the source's average)")
-    args = video.split_args(video.tools().ffmpeg, source, partial / frame_pattern(width, fmt), fmt,
-                            info.rate if info.variable_rate else None, info.duration)
+    args = video.split_args(video.tools().ffmpeg, source, partial / frame_pattern(width, fmt), fmt)
     done = video.run(args, f"decoding {source.name}")
     names = sorted(p.name for p in partial.iterdir())
     reported = video.progress_frames(done.stdout)
@@ -323,6 +321,11 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
         if missing and not job.frames_dir.is_dir():
             raise JobError(f"job {job.name!r}: {len(missing)} frames are not styled and the frames folder "
                            f"{job.frames_dir} to fill them from is missing")
+        unusable = [i for i in missing if not _usable(files.source(i))]
+        if unusable:
+            raise MediaError(f"--fill original: {len(unusable)} of the {len(missing)} frames to fill have no usable "
+                             f"source frame in {job.frames_dir} (missing or not an image): {describe_spans(unusable)}; "
+                             "nothing was written")
         notes: list[str] = []
         if output is not None:
             info, notes = _kept_from_source(info, source, output)
@@ -337,6 +340,15 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
     kept = len(info.subtitles) - len(video.left_out_subtitles(info.subtitles, output.suffix.lower())) if output else 0
     return AssembleResult(job, output, total, len(missing), len(info.audio) if output else 0, kept,
                           info.chapters if output else 0, codec, frames_out, tuple(notes))
+
+
+def _usable(path: Path) -> bool:
+    """Whether a source frame can fill a gap: a file whose header is an image's (not decoded: cheap)."""
+    try:
+        with path.open("rb") as handle:
+            return storage.image_size(handle.read(1 << 16)) is not None
+    except OSError:
+        return False
 
 
 def _kept_from_source(info: probe.VideoInfo, source: Path, output: Path) -> tuple[probe.VideoInfo, list[str]]:
