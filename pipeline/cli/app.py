@@ -42,7 +42,7 @@ class Group(click.Group):
         except BrokenPipeError:
             _reader_left()
         except SystemExit as exc:  # click's own answer to a closed pipe (while printing --help): exit 1
-            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+            if exc.code == 1 and "PacifyFlushWrapper" in type(sys.stdout).__name__:
                 _reader_left()
             raise
 
