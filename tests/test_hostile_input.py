@@ -29,6 +29,7 @@ from pipeline import storage, styles, video
 from pipeline.job import check_name, name_from_path
 from pipeline.manifest import Manifest
 from pipeline.models import catalogue
+from pipeline.probe import measured_rate, parse_ffprobe, parse_framecrc, true_timing
 from pipeline.video import Tools
 from tests.helpers import make_clip, one_line_error
 
@@ -139,6 +140,37 @@ def test_split_gives_one_frame_per_coded_frame_at_the_true_rate(
     out = video.probe(tmp_path / "out.mp4")
     assert Fraction(out.rate) == rate
     assert out.duration == pytest.approx(coded / float(rate), abs=1.5 / float(rate))  # plays as long as it should
+
+
+TIMINGS = [  # ffprobe's r_frame_rate and avg_frame_rate, the timestamps' regular rate (None: irregular),
+    # and what split records: rate, variable, words of its note (None: no note)
+    ("50/1", "25/1", Fraction(25), ("25", False, "header lied: it says 25 fps with rate fields that disagree")),
+    ("50/1", "50/1", Fraction(25), ("25", False, "header lied: it says 50 fps")),
+    ("25/2", "319/25", Fraction(25, 2), ("25/2", False, "header lied")),
+    ("30/1", "50/3", None, ("50/3", True, "variable frame rate: its 30 frames")),
+    ("30000/1001", "30000/1001", Fraction(30000, 1001), ("30000/1001", False, None)),
+]
+
+
+@pytest.mark.parametrize(("real", "avg", "measured", "expected"), TIMINGS)
+def test_the_rate_comes_from_the_timestamps_whatever_ffprobe_says(
+        real: str, avg: str, measured: Fraction | None, expected: tuple[str, bool, str | None]) -> None:
+    """The ffprobe path without an ffprobe binary: its JSON fields, then the measured timestamps."""
+    stream = {"index": 0, "codec_type": "video", "codec_name": "h264", "width": 64, "height": 48,
+              "pix_fmt": "yuv420p", "r_frame_rate": real, "avg_frame_rate": avg}
+    info = parse_ffprobe(json.dumps({"streams": [stream], "format": {"format_name": "avi", "duration": "1.8"}}))
+    timed, notes = true_timing(info, measured, 30)
+    rate, variable, note = expected
+    assert (timed.rate, timed.variable_rate) == (rate, variable)
+    assert (note in notes[0]) if note else notes == [], notes
+
+
+def test_framecrc_timestamps_are_read_as_numbers_only() -> None:
+    text = "#tb 0: 1/50\n#media_type 0: video\n0, 0, 0, 1, 10, 0x1\n0, 2, 2, 1, 10, 0x2\n0, 4, 4, 1, 10, 0x3\n"
+    assert parse_framecrc(text) == (Fraction(1, 50), [0, 2, 4])
+    assert measured_rate(*parse_framecrc(text)) == 25
+    assert measured_rate(Fraction(1, 1000), [0, 33, 67, 100, 133, 167, 200]) == Fraction(30)  # rounded ticks
+    assert measured_rate(Fraction(1, 30), [0, 1, 2, 5, 6, 9]) is None  # irregular: variable
 
 
 # ================================================================ 4. bounded resources on input
@@ -310,7 +342,7 @@ def test_a_download_follows_redirects_only_to_https(dirs: dict[str, Path], serve
 
 ESCAPES = [  # (location, file name inside a folder entry or None for a one-file entry)
     ("../../escaped.bin", None),
-    ("/tmp/vpipe-escaped-absolute.bin", None),
+    ("{tmp}/escaped-absolute.bin", None),
     ("family/pack", "../../../escaped.bin"),
     ("family/pack", "sub/../../escaped.bin"),
 ]
@@ -327,6 +359,7 @@ def test_a_catalogue_entry_never_writes_outside_the_staging_folder(
     for place in ("pack/escaped.bin", "pack/sub/escaped.bin"):
         (root / place).write_bytes(data)
     digest = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    location = location.format(tmp=tmp_path)
     if file is None:
         entry = {**_entry("evil", location, url + "escaped.bin", data)}
     else:
@@ -336,7 +369,6 @@ def test_a_catalogue_entry_never_writes_outside_the_staging_folder(
     one_line_error(vpipe("models", "pull", "evil"), 1, "not a plain relative path", "nothing was downloaded")
     after = {p for p in tmp_path.rglob("*") if "www" not in p.parts}
     assert [p for p in after - before if p.name.endswith(".bin")] == []
-    assert not Path("/tmp/vpipe-escaped-absolute.bin").exists()
 
 
 STYLE_PATHS = [  # (key, value written into style.toml; {outside} is a real file outside the style folder)
