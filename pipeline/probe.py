@@ -324,7 +324,7 @@ def true_timing(info: VideoInfo, measured: Fraction | None, frames: int) -> tupl
             f"{float(average):g} fps (the source's average)"]
     if abs(measured - header) / measured <= Fraction(1, 1000) and not info.variable_rate:
         return info, []
-    said = f"{float(header):g} fps" + (" with rate fields that disagree" if info.variable_rate else "")
+    said = f"it says {float(header):g} fps" if measured != header else "its rate fields disagree"
     return replace(info, rate=str(measured), avg_rate=str(measured), variable_rate=False), [
-        f"the header lied: it says {said}, the frames' timestamps come at {float(measured):g} fps; "
+        f"the header lied: {said}, the frames' timestamps come regularly at {float(measured):g} fps; "
         f"split at {float(measured):g} fps, one frame per coded frame"]

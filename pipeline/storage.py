@@ -92,6 +92,8 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
         return None
     if data[:2] == b"BM" and len(data) >= 26:
+        if _u32(data, 14, "little") == 12:  # the OS/2 header: 16-bit sizes
+            return _u16(data, 18, "little"), _u16(data, 20, "little")
         return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(int.from_bytes(data[22:26], "little", signed=True))
     if data[:4] in (b"GIF8",) and len(data) >= 10:
         return _u16(data, 6, "little"), _u16(data, 8, "little")
@@ -113,8 +115,8 @@ def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
     decoded at 1/2, 1/4 or 1/8 of its size where its long side stays at least `side` (a thumbnail)."""
     data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: any file name, unlike cv2.imread
     size = image_size(data[:1 << 16].tobytes())
-    if size is None and data[:2].tobytes() == b"\xff\xd8":  # a JPEG whose frame header comes later
-        size = _jpeg_size(data.tobytes())
+    if size is None and data.size > 1 << 16:  # a JPEG whose frame header, a TIFF whose directory, comes later
+        size = image_size(data.tobytes())
     if size is None or 0 in size:
         raise ValueError(f"{path.name} does not decode as an image")
     check_pixels(path.name, *size)

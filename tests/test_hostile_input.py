@@ -144,9 +144,9 @@ def test_split_gives_one_frame_per_coded_frame_at_the_true_rate(
 
 TIMINGS = [  # ffprobe's r_frame_rate and avg_frame_rate, the timestamps' regular rate (None: irregular),
     # and what split records: rate, variable, words of its note (None: no note)
-    ("50/1", "25/1", Fraction(25), ("25", False, "header lied: it says 25 fps with rate fields that disagree")),
+    ("50/1", "25/1", Fraction(25), ("25", False, "header lied: its rate fields disagree")),
     ("50/1", "50/1", Fraction(25), ("25", False, "header lied: it says 50 fps")),
-    ("25/2", "319/25", Fraction(25, 2), ("25/2", False, "header lied")),
+    ("25/2", "319/25", Fraction(25, 2), ("25/2", False, "header lied: it says 12.76 fps")),
     ("30/1", "50/3", None, ("50/3", True, "variable frame rate: its 30 frames")),
     ("30000/1001", "30000/1001", Fraction(30000, 1001), ("30000/1001", False, None)),
 ]
