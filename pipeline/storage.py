@@ -159,9 +159,10 @@ def styled_ext(settings: dict[str, Any] | None, frames_ext: str) -> str:
 
 
 def bit_depth(path: Path) -> int:
-    """Bits per channel of an image file (16 for a 16-bit PNG, else 8)."""
-    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    return 16 if image is not None and image.dtype == np.uint16 else 8
+    """Bits per channel of an image file (16 for a 16-bit PNG, else 8), from its header."""
+    with path.open("rb") as handle:
+        head = handle.read(25)
+    return 16 if image_size(head) and head[:4] == b"\x89PNG" and head[24] == 16 else 8
 
 
 def digest(data: bytes) -> str:

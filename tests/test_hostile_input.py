@@ -25,11 +25,10 @@ import numpy as np
 import pytest
 from click.testing import Result
 
-from pipeline import storage, styles, video
+from pipeline import probe, storage, styles, video
 from pipeline.job import check_name, name_from_path
 from pipeline.manifest import Manifest
 from pipeline.models import catalogue
-from pipeline.probe import measured_rate, parse_ffprobe, parse_framecrc, true_timing
 from pipeline.video import Tools
 from tests.helpers import make_clip, one_line_error
 
@@ -158,8 +157,8 @@ def test_the_rate_comes_from_the_timestamps_whatever_ffprobe_says(
     """The ffprobe path without an ffprobe binary: its JSON fields, then the measured timestamps."""
     stream = {"index": 0, "codec_type": "video", "codec_name": "h264", "width": 64, "height": 48,
               "pix_fmt": "yuv420p", "r_frame_rate": real, "avg_frame_rate": avg}
-    info = parse_ffprobe(json.dumps({"streams": [stream], "format": {"format_name": "avi", "duration": "1.8"}}))
-    timed, notes = true_timing(info, measured, 30)
+    info = probe.parse_ffprobe(json.dumps({"streams": [stream], "format": {"format_name": "avi", "duration": "1.8"}}))
+    timed, notes = probe.true_timing(info, measured, 30)
     rate, variable, note = expected
     assert (timed.rate, timed.variable_rate) == (rate, variable)
     assert (note in notes[0]) if note else notes == [], notes
@@ -167,10 +166,10 @@ def test_the_rate_comes_from_the_timestamps_whatever_ffprobe_says(
 
 def test_framecrc_timestamps_are_read_as_numbers_only() -> None:
     text = "#tb 0: 1/50\n#media_type 0: video\n0, 0, 0, 1, 10, 0x1\n0, 2, 2, 1, 10, 0x2\n0, 4, 4, 1, 10, 0x3\n"
-    assert parse_framecrc(text) == (Fraction(1, 50), [0, 2, 4])
-    assert measured_rate(*parse_framecrc(text)) == 25
-    assert measured_rate(Fraction(1, 1000), [0, 33, 67, 100, 133, 167, 200]) == Fraction(30)  # rounded ticks
-    assert measured_rate(Fraction(1, 30), [0, 1, 2, 5, 6, 9]) is None  # irregular: variable
+    assert probe.parse_framecrc(text) == (Fraction(1, 50), [0, 2, 4])
+    assert probe.measured_rate(*probe.parse_framecrc(text)) == 25
+    assert probe.measured_rate(Fraction(1, 1000), [0, 33, 67, 100, 133, 167, 200]) == Fraction(30)  # rounded ticks
+    assert probe.measured_rate(Fraction(1, 30), [0, 1, 2, 5, 6, 9]) is None  # irregular: variable
 
 
 # ================================================================ 4. bounded resources on input
@@ -258,6 +257,17 @@ def test_the_coordinator_checks_a_painting_without_holding_it_whole(tmp_path: Pa
         tracemalloc.stop()
     full = image.nbytes  # 23 MB decoded
     assert peak < full / 4, f"peak {peak / 1e6:.1f} MB for a {full / 1e6:.1f} MB painting"
+
+
+def test_verify_reads_a_frame_bomb_s_size_without_decoding_it(tmp_path: Path, vpipe: Callable[..., Result]) -> None:
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"m")
+    assert vpipe("split", str(make_clip(tmp_path / "clip.mp4", seconds=0.1, audio=0))).exit_code == 0
+    assert vpipe("stylize", "--engine", "posterize", "--style", str(model)).exit_code == 0
+    (tmp_path / "jobs" / "clip" / "styled" / "000002.png").write_bytes(png_declaring(60000, 60000))
+    result = vpipe("verify")
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    assert "is 60000x60000, the job's frames are 64x48" in result.output, result.output
 
 
 @pytest.fixture()
