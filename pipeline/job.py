@@ -35,8 +35,8 @@ def check_name(name: str) -> str:
 def name_from_path(video: Path) -> str:
     """A safe job name from a file name: "Mon film (final).mp4" -> "Mon_film_final"."""
     ascii_stem = unicodedata.normalize("NFKD", video.stem).encode("ascii", "ignore").decode()
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_stem).strip("._-")[:64]
-    return name or "job"
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_stem))
+    return check_name(name.strip("._-")[:64].rstrip("._-") or "job")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 from . import engines, output, settings, storage, styles, video
 from .errors import MediaError, UsageError
 from .models import store
-from .sheet import Band, layout, load_here, style_files
+from .sheet import LABEL, Band, layout, load_here, style_files
 
 FRAMES = 4
 SIDE = 384  # the long side frames are stylized at: seconds per style for fast and arbitrary
@@ -42,7 +42,7 @@ def stylized(name: str, frames: list[np.ndarray], style: styles.Style | None = N
     engine = load_here(style, params)
     budget = ", ".join(f"{k} {v}" for k, v in spec.preview_budget.items())
     caption = (Path(name).name, f"engine {style.engine}", *((f"preview: {budget}",) if budget else ()))
-    painting = storage.read_rgb(style.reference) if style.reference else None
+    painting = storage.read_rgb(style.reference, side=LABEL) if style.reference else None
     return Band(caption, painting, tuple(engine.stylize([f])[0] for f in frames)), style.engine
 
 

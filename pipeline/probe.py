@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 
 from .errors import MediaError
@@ -213,8 +213,8 @@ def _number(text: str) -> float:
 
 def parse_ffmpeg_banner(text: str) -> VideoInfo:
     """VideoInfo from the stream listing `ffmpeg -i FILE` prints (used when there is no ffprobe)."""
-    container = re.search(r"Input #0, ([^ ]+), from", text)
-    duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    container = re.search(r"^Input #0, ([^ ]+), from", text, flags=re.MULTILINE)
+    duration = re.search(r"^  Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text, flags=re.MULTILINE)
     blocks: list[tuple[re.Match[str], list[str]]] = []
     head: list[str] = []  # the file's own lines, before its first stream
     for line in text.splitlines():
@@ -274,3 +274,57 @@ def parse_ffmpeg_banner(text: str) -> VideoInfo:
 def _chapters_start(head: list[str]) -> int:
     """Where the chapter list begins (chapters have Metadata sections of their own)."""
     return next((i for i, line in enumerate(head) if line.strip() == "Chapters:"), len(head))
+
+
+def parse_framecrc(text: str) -> tuple[Fraction, list[int]]:
+    """The time base and the packets' timestamps (pts, else dts) from `ffmpeg -map 0:v:0 -c copy -f framecrc -`:
+    structured lines of numbers ("#tb 0: 1/50", then "0, dts, pts, duration, size, crc"), no file name."""
+    base = re.search(r"^#tb 0: (\d+)/(\d+)$", text, flags=re.MULTILINE)
+    if not base:
+        return Fraction(0), []
+    times = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 5 or fields[0] != "0":
+            continue
+        dts, pts = int(fields[1]), int(fields[2])
+        times.append(pts if pts != NO_TIME else dts)
+    return Fraction(int(base.group(1)), int(base.group(2))), [t for t in times if t != NO_TIME]
+
+
+NO_TIME = -(1 << 63)  # AV_NOPTS_VALUE as framecrc prints it
+
+
+def measured_rate(base: Fraction, times: list[int]) -> Fraction | None:
+    """The rate the frames' timestamps come at when they come regularly (every interval the same, to a
+    tick of rounding or a hundredth); None when they do not (variable rate) or are too few to tell."""
+    ordered = sorted(set(times))
+    if len(ordered) < 2 or base <= 0:
+        return None
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    if max(gaps) - min(gaps) > max(1, min(gaps) // 100):
+        return None
+    exact = (len(ordered) - 1) / ((ordered[-1] - ordered[0]) * base)
+    snapped = snap_rate(float(exact))
+    return snapped if abs(snapped - exact) / exact < Fraction(1, 1000) else exact.limit_denominator(1001)
+
+
+def true_timing(info: VideoInfo, measured: Fraction | None, frames: int) -> tuple[VideoInfo, list[str]]:
+    """The rate to split at, from the stream's own timestamps rather than its header, and a note where they
+    disagree (a header that declares 50 fps for frames that come at 25, rate fields that disagree)."""
+    header = Fraction(info.rate)
+    if measured is None:
+        if frames < 2:
+            return info, []
+        average = Fraction(info.avg_rate)
+        return replace(info, rate=str(average), variable_rate=True), [
+            f"variable frame rate: its {frames} frames are kept as they are, played back at a constant "
+            f"{float(average):g} fps (the source's average)"]
+    if abs(measured - header) / measured <= Fraction(1, 1000) and not info.variable_rate:
+        return info, []
+    said = f"it says {float(header):g} fps" if measured != header else "its rate fields disagree"
+    return replace(info, rate=str(measured), avg_rate=str(measured), variable_rate=False), [
+        f"the header lied: {said}, the frames' timestamps come regularly at {float(measured):g} fps; "
+        f"split at {float(measured):g} fps, one frame per coded frame"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import engines, storage, styles
 from .engines.spec import VideoMode
-from .errors import MediaError, UsageError
+from .errors import UsageError
 from .executors.protocol import WorkerConfig
 from .frames import FrameRange
 from .job import Job, JobMeta
@@ -61,10 +61,7 @@ def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     spec = engines.spec_of(style.engine)
     style, params = runnable(style, params)
     if style.image:
-        try:
-            storage.read_rgb(style.image)
-        except (OSError, ValueError) as exc:
-            raise MediaError(f"style image {style.image.name} is not a readable image") from exc
+        styles.check_painting(style.image)
     video_mode = _temporal(spec.video, options.temporal, stored.get("temporal") if resume else None, resume)
     fmt, quality = options.frame_format, options.quality
     if resume and fmt is None:  # like the style: kept on a resume unless asked again
@@ -109,7 +106,7 @@ def identity(settings: dict[str, Any]) -> dict[str, Any]:
 
 def differences(stored: dict[str, Any], settings: dict[str, Any]) -> str:
     """What changed between the job's settings and these, for the refusal message."""
-    return ", ".join(f"{k}: {stored.get(k)!s:.24} -> {settings.get(k)!s:.24}"
+    return ", ".join(f"{k}: {stored.get(k)} -> {settings.get(k)}"
                      for k in ("style", *IDENTITY) if (stored.get(k) or None) != (settings.get(k) or None))
 
 

@@ -175,7 +175,7 @@ def sheet(out: Path, sample_path: Path | None = None, force: bool = False) -> in
     sample = storage.read_rgb(sample_path) if sample_path else sample_frame()
     bands = [Band(("sample frame",), None, (sample,))]
     for row in listed:
-        painting = storage.read_rgb(row.style.reference) if row.style and row.style.reference else None
+        painting = storage.read_rgb(row.style.reference, side=LABEL) if row.style and row.style.reference else None
         styled = render(row.style, sample) if row.style is not None and row.present else None
         note = "model missing" if not row.present else "not previewed (see vpipe preview)"
         bands.append(Band((row.name, f"engine {row.engine}"), painting, (styled,), note))

@@ -83,10 +83,11 @@ def _split_locked(source: Path, job: Job, fmt: str) -> SplitResult:
                                "split the video into a new job")
             return SplitResult(job, manifest.frame_count(), meta.video, already=True)
     faults.pause("split_decided")
-    info = video.probe(source)
+    info, timing_notes = video.timing(source, video.probe(source))
     _check_split_space(source, job.root.parent, info, fmt)
     try:
         count, width, notes = _decode_frames(source, job, info, fmt)
+        notes = timing_notes + notes
     except BaseException:  # no half frame set left behind, and its space is freed (disk full)
         with contextlib.suppress(JobError):
             storage.remove_own_folder(job.partial_frames_dir)
@@ -131,10 +132,7 @@ def _decode_frames(source: Path, job: Job, info: probe.VideoInfo, fmt: str) -> t
     estimate = info.frame_count or int((info.duration or 0) * float(rate or 30)) + 1
     width = name_width(estimate * 2)
     notes = []
-    if info.variable_rate:
-        notes.append(f"variable frame rate: converted to a constant {info.rate} fps (the source's average)")
-    args = video.split_args(video.tools().ffmpeg, source, partial / frame_pattern(width, fmt), fmt,
-                            info.rate if info.variable_rate else None, info.duration)
+    args = video.split_args(video.tools().ffmpeg, source, partial / frame_pattern(width, fmt), fmt)
     done = video.run(args, f"decoding {source.name}")
     names = sorted(p.name for p in partial.iterdir())
     reported = video.progress_frames(done.stdout)
@@ -359,6 +357,11 @@ def assemble(base: Path, name: str | None, output: Path | None, crf: int = 18, f
         if missing and not job.frames_dir.is_dir():
             raise JobError(f"job {job.name!r}: {len(missing)} frames are not styled and the frames folder "
                            f"{job.frames_dir} to fill them from is missing")
+        unusable = [i for i in missing if not _usable(files.source(i))]
+        if unusable:
+            raise MediaError(f"--fill original: {len(unusable)} of the {len(missing)} frames to fill have no usable "
+                             f"source frame in {job.frames_dir} (missing or not an image): {describe_spans(unusable)}; "
+                             "nothing was written")
         notes: list[str] = []
         if output is not None:
             info, notes = _kept_from_source(info, source, output)
@@ -379,6 +382,15 @@ def _reads(job: Job, source: Path) -> dict[Path, str]:
     """What assemble reads, so never a place it writes to."""
     return {source: "the job's source video", job.frames_dir: "the job's frames folder",
             job.styled_dir: "the job's styled folder", job.manifest_path: "the job's manifest"}
+
+
+def _usable(path: Path) -> bool:
+    """Whether a source frame can fill a gap: a file whose header is an image's (not decoded: cheap)."""
+    try:
+        with path.open("rb") as handle:
+            return storage.image_size(handle.read(1 << 16)) is not None
+    except OSError:
+        return False
 
 
 def _kept_from_source(info: probe.VideoInfo, source: Path, output: Path) -> tuple[probe.VideoInfo, list[str]]:

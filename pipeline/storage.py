@@ -8,7 +8,7 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import cv2
 import numpy as np
@@ -30,10 +30,103 @@ FORMATS = ("png", "jpg", "webp")
 DEFAULT_QUALITY = {"jpg": JPEG_QUALITY, "webp": 90}
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """An image file as HxWx3 uint8 RGB; raises ValueError when it is missing or does not decode."""
+# The most pixels an image (a painting, a frame) may declare: a small file can declare 60000x60000 and
+# decode to gigabytes, so the size in its header is checked before anything is decoded.
+MAX_PIXELS = 100_000_000
+REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+class TooLarge(ValueError):
+    """An image whose header declares more than MAX_PIXELS pixels."""
+
+
+def _u16(data: bytes, at: int, order: Literal["little", "big"] = "big") -> int:
+    return int.from_bytes(data[at:at + 2], order)
+
+
+def _u32(data: bytes, at: int, order: Literal["little", "big"] = "big") -> int:
+    return int.from_bytes(data[at:at + 4], order)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a JPEG's frame header (SOFn), walking the segments before it."""
+    at = 2
+    while at + 9 < len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return _u16(data, at + 7), _u16(data, at + 5)
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        at += 2 + _u16(data, at + 2)
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
+    ifd = _u32(data, 4, order)
+    found: dict[int, int] = {}
+    for k in range(_u16(data, ifd, order) if ifd + 2 <= len(data) else 0):
+        entry = ifd + 2 + 12 * k
+        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
+        if tag in (256, 257):
+            found[tag] = _u16(data, entry + 8, order) if kind == 3 else _u32(data, entry + 8, order)
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as an image file's header declares them, without decoding it; None when the
+    bytes are not a PNG, JPEG, WebP, BMP, GIF or TIFF header."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return _u32(data, 16), _u32(data, 20)
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunk = data[12:16]
+        if chunk == b"VP8 " and len(data) >= 30:
+            return _u16(data, 26, "little") & 0x3FFF, _u16(data, 28, "little") & 0x3FFF
+        if chunk == b"VP8L" and len(data) >= 25:
+            bits = _u32(data, 21, "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X" and len(data) >= 30:
+            return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+        return None
+    if data[:2] == b"BM" and len(data) >= 26:
+        if _u32(data, 14, "little") == 12:  # the OS/2 header: 16-bit sizes
+            return _u16(data, 18, "little"), _u16(data, 20, "little")
+        return abs(int.from_bytes(data[18:22], "little", signed=True)), abs(int.from_bytes(data[22:26], "little", signed=True))
+    if data[:4] in (b"GIF8",) and len(data) >= 10:
+        return _u16(data, 6, "little"), _u16(data, 8, "little")
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(data)
+    return None
+
+
+def check_pixels(name: str, width: int, height: int) -> None:
+    """A one-line refusal of an image that would decode to more than MAX_PIXELS pixels."""
+    if width * height > MAX_PIXELS:
+        raise TooLarge(f"{name} is {width}x{height} pixels ({width * height / 1e6:.0f} megapixels): "
+                       f"vpipe reads images up to {MAX_PIXELS / 1e6:.0f} megapixels; scale it down first")
+
+
+def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
+    """An image file as HxWx3 uint8 RGB; raises ValueError when it is missing or does not decode, and
+    TooLarge, before decoding anything, when its header declares more than MAX_PIXELS pixels. `side`:
+    decoded at 1/2, 1/4 or 1/8 of its size where its long side stays at least `side` (a thumbnail)."""
     data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: any file name, unlike cv2.imread
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    size = image_size(data[:1 << 16].tobytes())
+    if size is None and data.size > 1 << 16:  # a JPEG whose frame header, a TIFF whose directory, comes later
+        size = image_size(data.tobytes())
+    if size is None or 0 in size:
+        raise ValueError(f"{path.name} does not decode as an image")
+    check_pixels(path.name, *size)
+    flag = next((f for k, f in REDUCED if side and max(size) // k >= side), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(data, flag)
     if image is None:
         raise ValueError(f"{path.name} does not decode as an image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -71,9 +164,10 @@ def styled_ext(settings: dict[str, Any] | None, frames_ext: str) -> str:
 
 
 def bit_depth(path: Path) -> int:
-    """Bits per channel of an image file (16 for a 16-bit PNG, else 8)."""
-    image = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    return 16 if image is not None and image.dtype == np.uint16 else 8
+    """Bits per channel of an image file (16 for a 16-bit PNG, else 8), from its header."""
+    with path.open("rb") as handle:
+        head = handle.read(25)
+    return 16 if image_size(head) and head[:4] == b"\x89PNG" and head[24] == 16 else 8
 
 
 def digest(data: bytes) -> str:

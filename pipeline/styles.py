@@ -48,14 +48,24 @@ class Style:
         return replace(self, model=model)
 
 
+CHECK_SIDE = 64  # a painting is checked at 1/8 of its size where it is large: the coordinator never holds it whole
+
+
+def check_painting(path: Path) -> None:
+    """A one-line error unless `path` is an image within storage.MAX_PIXELS that decodes (at most 1/8 of it)."""
+    try:
+        storage.read_rgb(path, side=CHECK_SIDE)
+    except storage.TooLarge as exc:
+        raise UsageError(f"style image {exc}") from None
+    except (OSError, ValueError):
+        raise ModelError(f"style image {path}: not a readable image (corrupt, or not an image at all)") from None
+
+
 def _image_style(path: Path, engine: str | None, find: Finder) -> Style:
     """A painting: it must exist and decode, and go to an engine that takes one."""
     if not path.is_file():
         raise UsageError(f"style image {str(path)!r}: no such file")
-    try:
-        storage.read_rgb(path)
-    except ValueError:
-        raise ModelError(f"style image {path}: not a readable image (corrupt, or not an image at all)") from None
+    check_painting(path)
     engine = engine or engines.PAINTING_ENGINE
     if not engines.spec_of(engine).takes_paintings:
         raise UsageError(f"style {path.name} is an image, but the {engine!r} engine needs a trained model: "
@@ -108,13 +118,23 @@ def read_config(name: str, config: Path) -> dict[str, Any]:
     return data
 
 
+def inside(name: str, config: Path, key: str, value: object) -> Path:
+    """A style.toml path (model, reference): relative, inside the style folder; an absolute path or '..'
+    is a one-line error, never a look elsewhere on the file system."""
+    text = str(value)
+    if Path(text).is_absolute() or ".." in Path(text).parts or "\\" in text or not text.strip():
+        raise UsageError(f"style {name!r}: {key} = {text!r} in {config}: name a file inside the style folder "
+                         f"(no '/' at the start, no '..')" + (" or a model-store name" if key == "model" else ""))
+    return config.parent / text
+
+
 def from_folder(name: str, config: Path, engine: str | None, find: Finder = lookup.find) -> Style:
     """A styles/<name>/style.toml as a Style; the painting is checked, the model found."""
     data = read_config(name, config)
     style_engine = str(data.get("engine", engines.DEFAULT_ENGINE))
     if engine and engine != style_engine:
         raise UsageError(f"style {name!r} is for the {style_engine!r} engine, not {engine!r}")
-    reference = config.parent / str(data["reference"]) if data.get("reference") else None
+    reference = inside(name, config, "reference", data["reference"]) if data.get("reference") else None
     paintings = engines.spec_of(style_engine).takes_paintings
     if paintings:
         if reference is None:
@@ -124,7 +144,7 @@ def from_folder(name: str, config: Path, engine: str | None, find: Finder = look
     elif reference is not None and not reference.is_file():
         reference = None  # only shown on the contact sheet
     if data.get("model"):
-        local = config.parent / str(data["model"])
+        local = inside(name, config, "model", data["model"])
         model: Path | None = local if local.exists() else find(str(data["model"]))
     else:
         model = engine_model(style_engine, find)

@@ -45,12 +45,11 @@ def check_data(data: bytes, size: tuple[int, int], expected_hash: str | None) ->
     """
     if not data:
         return "empty file"
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
+    declared = storage.image_size(data)  # read before decoding: a file declaring gigapixels is never decoded
+    if declared is not None and declared != size:
+        return f"is {declared[0]}x{declared[1]}, the job's frames are {size[0]}x{size[1]}"
+    if declared is None or cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) is None:
         return "does not decode (truncated or garbled)"
-    height, width = image.shape[:2]
-    if (width, height) != size:
-        return f"is {width}x{height}, the job's frames are {size[0]}x{size[1]}"
     if expected_hash and storage.digest(data) != expected_hash:
         return "content differs from the recorded hash (truncated or garbled)"
     return None

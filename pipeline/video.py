@@ -6,22 +6,31 @@ executes them, captures stderr and turns a failure into an error carrying its la
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from . import storage
 from .errors import DISK_FULL_HINT, DiskFullError, MediaError, UsageError
-from .probe import AudioStream, SubtitleStream, VideoInfo, parse_ffmpeg_banner, parse_ffprobe
+from .probe import (
+    AudioStream,
+    SubtitleStream,
+    VideoInfo,
+    measured_rate,
+    parse_ffmpeg_banner,
+    parse_ffprobe,
+    parse_framecrc,
+    true_timing,
+)
 
 # Single-image demuxers; animated GIF/APNG/WebP have demuxers of their own and count as video.
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",
@@ -100,29 +109,54 @@ def run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
 
 # ---------------------------------------------------------------- probing
 
+@contextlib.contextmanager
+def plain_name(path: Path) -> Iterator[Path]:
+    """`path` under a plain name (a link in a private temp folder): ffmpeg echoes its input's name in what
+    it prints, and a name (with newlines, or "Stream #0:0: Video: ...") must never be read as its output."""
+    suffix = path.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,10}", path.suffix) else ""  # some formats go by it
+    with tempfile.TemporaryDirectory(prefix="vpipe-probe-") as tmp:
+        link = Path(tmp) / f"input{suffix}"
+        link.symlink_to(path.absolute())
+        yield link
+
+
 def probe(path: Path) -> VideoInfo:
     """Probe a video with ffprobe when there is one, else from ffmpeg's own stream listing."""
     t = tools()
+    with plain_name(path) as plain:
+        info = _probe(t, path, plain)
+    if info.container in STILL_IMAGE_FORMATS or info.container.endswith("_pipe"):
+        raise MediaError(f"{path.name} is a still image ({info.codec}), not a video")
+    return info
+
+
+def timing(path: Path, info: VideoInfo) -> tuple[VideoInfo, list[str]]:
+    """`info` with the rate the frames' own timestamps come at (packets read, not decoded), and a note
+    where the header says otherwise or the rate is variable (probe.true_timing)."""
+    with plain_name(path) as plain:
+        done = run([tools().ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(plain),
+                    "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"], f"reading the timestamps of {path.name}")
+    base, times = parse_framecrc(done.stdout)
+    return true_timing(info, measured_rate(base, times), len(times))
+
+
+def _probe(t: Tools, path: Path, plain: Path) -> VideoInfo:
     if t.ffprobe:
         args = [t.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-                "-show_chapters", "--", str(path.absolute())]
+                "-show_chapters", "--", str(plain)]
         done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               errors="replace", check=False)
         if done.returncode != 0:
             raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
                              f"{_last_line(done.stderr)}")
-        info = _named(path, parse_ffprobe, done.stdout)
-    else:
-        done = subprocess.run([t.ffmpeg, "-hide_banner", "-nostdin", "-i", str(path.absolute())],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", check=False)
-        if "Input #0" not in done.stderr:
-            raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
-                             f"{_last_line(done.stderr)}")
-        info = _named(path, parse_ffmpeg_banner, done.stderr)
-    if info.container in STILL_IMAGE_FORMATS or info.container.endswith("_pipe"):
-        raise MediaError(f"{path.name} is a still image ({info.codec}), not a video")
-    return info
+        return _named(path, parse_ffprobe, done.stdout)
+    done = subprocess.run([t.ffmpeg, "-hide_banner", "-nostdin", "-i", str(plain)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          errors="replace", check=False)
+    if "Input #0" not in done.stderr:
+        raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
+                         f"{_last_line(done.stderr)}")
+    return _named(path, parse_ffmpeg_banner, done.stderr)
 
 
 def _named(path: Path, parse: Callable[[str], VideoInfo], text: str) -> VideoInfo:
@@ -146,25 +180,15 @@ def sequence_path(pattern: Path) -> str:
     return os.path.join(str(pattern.parent).replace("%", "%%"), pattern.name)
 
 
-def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str, cfr_rate: str | None,
-               duration: float | None = None) -> list[str]:
-    """Decode the first video stream into numbered frames (autorotated, so frames are upright).
-
-    Every decoded frame is written once (passthrough) unless the source is variable-rate, when it
-    is resampled to a constant `cfr_rate`, and cut at the source's duration (the fps filter would
-    otherwise stretch the last frame's display time into extra frames).
-    """
-    timing = ["-fps_mode", "passthrough"]
-    if cfr_rate:
-        timing = ["-vf", f"fps={cfr_rate}"]
-        if duration:
-            timing += ["-frames:v", str(max(1, round(duration * Fraction(cfr_rate))))]
+def split_args(ffmpeg: str, source: Path, pattern: Path, fmt: str) -> list[str]:
+    """Decode the first video stream into numbered frames (autorotated, so frames are upright): every
+    coded frame written once (passthrough), whatever the header's rate says or however it varies."""
     if fmt == "png":
         encode = ["-pix_fmt", "rgb24", "-compression_level", "1"]
     else:
         encode = ["-pix_fmt", "yuvj444p", "-q:v", "2"]
     return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
-            "-i", str(source.absolute()), "-map", "0:v:0", *timing, *encode, "-start_number", "1",
+            "-i", str(source.absolute()), "-map", "0:v:0", "-fps_mode", "passthrough", *encode, "-start_number", "1",
             "-f", "image2", sequence_path(pattern)]
 
 

@@ -21,8 +21,30 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _reader_left() -> NoReturn:
+    """`vpipe status | head`: the reader closed the pipe; stop quietly, as other tools do (141: SIGPIPE's code)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit, not into a warning
+    os.dup2(devnull, sys.stderr.fileno())
+    sys.exit(141)
+
+
 class Group(click.Group):
     """Turns every known error into one line and its exit code; never a traceback for the user."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Also --help, --version and the last flush at exit: a closed pipe is quiet wherever it is met."""
+        try:
+            try:
+                return super().main(*args, **kwargs)
+            finally:
+                sys.stdout.flush()
+        except BrokenPipeError:
+            _reader_left()
+        except SystemExit as exc:  # click's own answer to a closed pipe (while printing --help): exit 1
+            if exc.code == 1 and "PacifyFlushWrapper" in type(sys.stdout).__name__:
+                _reader_left()
+            raise
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -31,9 +53,8 @@ class Group(click.Group):
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", 130)
-        except BrokenPipeError:  # `vpipe status | head`: the reader left; stop quietly, as other tools do
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(141)
+        except BrokenPipeError:
+            _reader_left()
         except click.UsageError as exc:  # a bad option: one line too, like every other error
             hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
             _fail(exc.format_message() + hint, exc.exit_code)

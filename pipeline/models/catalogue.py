@@ -113,6 +113,13 @@ def licence_line(entry: Entry) -> str:
     return f"licence: {entry.licence}{limit} (source: {entry.source or 'see catalogue'})"
 
 
+def plain(name: str) -> bool:
+    """Whether `name` is a relative path that stays where it is joined: not absolute, no '..' or '.' parts,
+    no empty parts, no backslash."""
+    return bool(name) and not name.startswith("/") and "\\" not in name \
+        and not any(p in ("..", ".", "") for p in name.split("/"))
+
+
 def safe_location(name: str) -> str:
     """A user-given model name as a relative location: no absolute paths, no '..', no empty parts."""
     parts = PurePosixPath(name).parts

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pipeline import storage
 from pipeline.errors import ModelError, UsageError
@@ -142,15 +143,31 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
-def fetch(url: str, dest: Path, algorithm: str, progress: Progress | None = None) -> str:
-    """Download `url` to `dest` (fsynced); returns the digest of what arrived."""
+class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to an https URL."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).scheme != "https":
+            raise ModelError(f"{req.full_url} redirects to {newurl}: vpipe follows redirects only to https; "
+                             "nothing was installed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch(url: str, dest: Path, algorithm: str, progress: Progress | None = None, size: int | None = None) -> str:
+    """Download `url` to `dest` (fsynced), at most `size` bytes (the catalogue's); returns the digest of
+    what arrived."""
     digest = hashlib.new(algorithm)
     request = urllib.request.Request(url, headers={"User-Agent": "vpipe"})
     received = 0
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
+    opener = urllib.request.build_opener(_HttpsRedirects)
+    with opener.open(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
         for block in iter(lambda: response.read(storage.BLOCK), b""):
             digest.update(block)
             received += len(block)
+            if size is not None and received > size:
+                raise ModelError(f"{url}: the server sends more than the catalogue's {size} bytes; "
+                                 "nothing was installed")
             if progress:
                 progress(received)
             try:
@@ -188,6 +205,10 @@ def pull(name: str, show: bool = False) -> Result:
     found = presence(entry, verify=True)
     if found.where is not None and found.state == "present":
         return Result(entry.name, found.where, already=True)
+    for place in [entry.location, *(entry.relative(r) for r in entry.files if entry.folder)]:
+        if not catalogue.plain(place):
+            raise ModelError(f"catalogue entry {entry.name}: {place!r} is not a plain relative path; "
+                             "nothing was downloaded")
     target = lookup.cache_dir() / entry.location
     staging = staging_for(target)
     try:
@@ -196,7 +217,8 @@ def pull(name: str, show: bool = False) -> Result:
         for remote in entry.files:
             dest = staging / entry.relative(remote) if entry.folder else staging
             try:
-                got = fetch(remote.url, dest, remote.algorithm, _Meter(entry, remote) if show else None)
+                got = fetch(remote.url, dest, remote.algorithm, _Meter(entry, remote) if show else None,
+                            remote.size)
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 raise _offline(entry, remote, target, exc) from None
             if got != remote.digest:
