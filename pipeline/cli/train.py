@@ -38,8 +38,24 @@ def _style_toml(painting: Path, net: str, plan: object, teacher: str) -> str:
     how = f"distilled from the {teacher} engine's output" if teacher != "none" else f"with a {net} perceptual loss"
     licence = f"yours: trained by vpipe train-style from {painting.name}; the painting's own rights apply"
     return (f"# Trained by `vpipe train-style` from {painting.name}, {how}.\n"
-            f'engine = "fast"\nmodel = "model"\nlicence = {_toml(licence)}\n\n'
+            f'engine = "fast"\nmodel = "model"\nreference = "{REFERENCE}"  # a {REFERENCE_SIDE} px copy of the painting\n'
+            f'licence = {_toml(licence)}\n\n'
             f'[training]\n{settings}painting = {painting.name!r}\nnet = "{net}"\nteacher = "{teacher}"\n')
+
+
+REFERENCE, REFERENCE_SIDE = "painting.jpg", 256  # the copy `vpipe styles --sheet` shows beside the style
+
+
+def _reference_copy(painting: Path, folder: Path) -> None:
+    """A small copy of the painting in the style's folder (at most REFERENCE_SIDE px on the long side)."""
+    import cv2
+
+    from .. import storage
+
+    image = storage.read_rgb(painting, side=REFERENCE_SIDE)
+    scale = min(1.0, REFERENCE_SIDE / max(image.shape[:2]))
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
+    storage.publish(folder / REFERENCE, storage.encode(small, "jpg", 90))
 
 
 def _teacher(choice: str, painting: Path) -> Teacher | None:
@@ -62,7 +78,7 @@ def _teacher(choice: str, painting: Path) -> Teacher | None:
 
 # Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
 RECIPES: dict[str, dict[str, Any]] = {
-    "distill": {"size": 192, "steps": 1200, "temporal_weight": 2000.0, "channels": (16, 32, 64)},
+    "distill": {"size": 192, "steps": 1000, "temporal_weight": 300.0, "channels": (16, 32, 64)},
     "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48)}}
 
 
@@ -75,11 +91,11 @@ RECIPES: dict[str, dict[str, Any]] = {
               help="Distil the arbitrary engine's output for the painting (auto: where its models are present), "
                    "or none: the Gram-loss recipe.")
 @click.option("--size", type=click.IntRange(min=64), help="Training crop side [192].")
-@click.option("--steps", type=click.IntRange(min=1), help="Adam steps [distillation 1200, Gram 2000].")
+@click.option("--steps", type=click.IntRange(min=1), help="Adam steps [distillation 1000, Gram 2000].")
 @click.option("--batch", type=click.IntRange(min=2), default=4, show_default=True, help="Crops per step.")
 @click.option("--temporal-weight", type=click.FloatRange(min=0),
               help="Weight of the flow-warped consistency term on consecutive video frames, 0: off "
-                   "[distillation 2000, Gram 1500].")
+                   "[distillation 300, Gram 1500].")
 @click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True,
               help="Gram recipe: weight of the Gram loss against the painting.")
 @click.option("--gram-weight", type=click.FloatRange(min=0),
@@ -138,5 +154,6 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
         click.echo(f"distilling the {tutor.name} engine's {style_image.name} (its outputs are cached in {out / '.teacher'})")
     model = training.train(style_image, list(sources), out, features.load(net_name, weights), plan, report,
                            teacher=tutor, taught=taught)
+    _reference_copy(style_image, out)
     (out / "style.toml").write_text(_style_toml(style_image, net_name, plan, tutor.name if tutor else "none"))
     click.echo(f"style {name}: {model} (preview {out / 'preview.png'}); use it with --style {name}")
