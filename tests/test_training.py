@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from click.testing import Result
 
-from pipeline import flow, training
+from pipeline import flow, storage, training
 from pipeline.engines import features
 from pipeline.engines.fast.engine import FastEngine
 from pipeline.errors import ModelError
@@ -109,10 +109,37 @@ def test_train_style_through_the_cli_then_stylize_with_it(tmp_path: Path, train_
     assert result.exit_code == 0, result.output
     assert "step 2/2" in result.output and "use it with --style Blue_Swirls" in result.output
     folder = train_env / "Blue_Swirls"
-    assert (folder / "model" / "manifest.json").is_file() and 'engine = "fast"' in (folder / "style.toml").read_text()
+    config = (folder / "style.toml").read_text()
+    assert (folder / "model" / "manifest.json").is_file() and 'engine = "fast"' in config
+    # the arbitrary engine's models are present: distilled from it, its outputs cached for a resume
+    assert 'teacher = "arbitrary"' in config and "distilling the arbitrary engine" in result.output
+    assert any((folder / ".teacher").iterdir())
+    reference = storage.read_rgb(folder / "painting.jpg")  # the copy `vpipe styles --sheet` shows
+    assert 'reference = "painting.jpg"' in config and max(reference.shape[:2]) <= 256
     assert vpipe("split", str(clip)).exit_code == 0
     styled = vpipe("stylize", "--style", "Blue_Swirls")
     assert styled.exit_code == 0, styled.output
+
+
+def test_train_style_without_a_teacher_uses_the_gram_recipe(tmp_path: Path, train_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             vpipe: Callable[..., Result]) -> None:
+    painting = tmp_path / "p.png"
+    cv2.imwrite(str(painting), texture(600, 400, seed=3))  # a big painting: its reference copy is reduced
+    cv2.imwrite(str(tmp_path / "a.png"), texture(90, 120, seed=4))
+    models = tmp_path / "models"  # only the loss network: no arbitrary engine to learn from
+    (models / "squeezenet").mkdir(parents=True)
+    for f in (ASSETS / "models" / "squeezenet").iterdir():
+        (models / "squeezenet" / f.name).symlink_to(f)
+    monkeypatch.setenv("VPIPE_MODELS_DIR", str(models))
+    result = vpipe("train-style", str(painting), "--images", str(tmp_path / "a.png"), "--size", "64", "--steps", "1",
+                   "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert "no teacher" in result.output and "vpipe models pull magenta_tflite" in result.output
+    config = (train_env / "p" / "style.toml").read_text()
+    assert 'teacher = "none"' in config and "steps = 1\n" in config
+    assert max(storage.read_rgb(train_env / "p" / "painting.jpg").shape[:2]) == 256
+    asked = vpipe("train-style", str(painting), "--images", str(tmp_path / "a.png"), "--name", "q", "--teacher", "arbitrary")
+    assert asked.exit_code != 0 and "magenta_tflite" in asked.output and "Traceback" not in asked.output
 
 
 @pytest.mark.parametrize(("args", "message"), [
