@@ -312,7 +312,7 @@ STATES: list[tuple[str, Callable[[Path], None], list[str], int, list[str]]] = [
     ("newer manifest: stylize", newer_manifest, ["stylize"], 1, ["schema version 99"]),
     ("newer manifest: assemble", newer_manifest, ["assemble", "--fill", "original"], 1, ["schema version 99"]),
     ("newer manifest: verify", newer_manifest, ["verify"], 1, ["schema version 99"]),
-    ("garbage manifest", garbage_manifest, ["status"], 1, ["is unreadable"]),
+    ("garbage manifest", garbage_manifest, ["status"], 1, ["is damaged"]),
 ]
 
 
