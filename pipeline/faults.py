@@ -8,8 +8,8 @@ VPIPE_FAULTS is JSON: {"frames": {"7": "segfault"}, "point": "engine", "times": 
 - point: where in a frame's life it strikes: engine (before stylizing), written (tmp file
   written), synced (after fsync), renamed (after the rename), after (its result reported, before
   the next frame starts), idle (its chunk's `chunk_end` sent, before the next chunk: the chunk's last
-  frame), all in the worker; load (before the engine loads: frame 0); commit_before and commit_after
-  (around the manifest commit of `done`), in the coordinator
+  frame), load (as the worker starts, before it reads its config and loads the engine: frame 0), all
+  in the worker; commit_before and commit_after (around the manifest commit of `done`), in the coordinator
 - times: strike only on the first N attempts at that frame (counted with files in `state`),
   so `retry-failed` can then succeed; omit for always.
 """

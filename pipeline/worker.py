@@ -168,11 +168,11 @@ class Worker:
 def main() -> int:
     out = _protocol_channel()
     children.die_with_parent()  # the coordinator also asks it at the fork; a Ray node does not
+    faults.strike(0, "load")
     lines = _stdin_lines()
     config = decode_config(lines.get())
     try:
         resources.apply_memory_limit()
-        faults.strike(0, "load")
         worker = Worker(config, out)
     except Exception as exc:  # reported as one line, the coordinator stops the run
         traceback.print_exc(file=sys.stderr)
