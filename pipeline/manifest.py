@@ -318,6 +318,7 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> VpipeError:
 
 def damaged(path: Path, problem: str) -> str:
     """The one line for a manifest that fails its integrity check."""
+    problem = "; ".join(line.strip() for line in problem.splitlines() if line.strip() and not line.startswith("***"))
     return (f"manifest {path} is damaged ({problem[:120]}): no command stylizes or assembles on it. The frame "
             "files are intact, but vpipe cannot rebuild a manifest from them (and `vpipe verify` needs it too): "
             f"restore {path.name} from a backup, salvage it with `sqlite3 {path.name} .recover`, "

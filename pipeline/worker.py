@@ -167,7 +167,7 @@ class Worker:
 
 def main() -> int:
     out = _protocol_channel()
-    children.die_with_parent()  # the coordinator also asks it at the fork; a Ray node does not
+    children.die_with_parent()
     faults.strike(0, "load")
     lines = _stdin_lines()
     config = decode_config(lines.get())

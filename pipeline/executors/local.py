@@ -13,7 +13,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
-from .. import children
 from .plan import Plan
 from .protocol import Event, Kind, WorkerConfig, decode_event, describe_exit, encode_chunk, encode_config
 
@@ -38,7 +37,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-X", "faulthandler", "-m", "pipeline.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1,
-                start_new_session=True, env=env, preexec_fn=children.tied())
+                start_new_session=True, env=env)
         self.started = time.monotonic()
         self._events = events
         self._stdin: IO[str] = self.proc.stdin  # type: ignore[assignment]
@@ -97,8 +96,7 @@ def preflight(config: WorkerConfig, env: dict[str, str], timeout: float) -> str 
            "PYTHONPATH": worker_pythonpath(env.get("PYTHONPATH"))}
     config = replace(config, threads=1)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True,
-                            preexec_fn=children.tied())
+                            stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True)
     assert proc.stdin is not None and proc.stdout is not None
     expired = threading.Event()
 
