@@ -108,17 +108,22 @@ def the_error(step: dict[str, object]) -> str:
 
 
 def test_a_full_disk_at_open_is_exit_3_for_every_command(tmp_path: Path, env: dict[str, str]) -> None:
+    """Job `w` was opened once (its manifest is in WAL mode at rest: opening it needs its shared-memory
+    file, which SQLite reports as an I/O error on a full disk); job `n` was only split (opening switches
+    it to WAL: SQLITE_FULL)."""
     clip = make_clip(tmp_path / "clip.mp4", seconds=0.2)
     (tmp_path / "model.bin").write_bytes(b"quick")
-    commands = [["vpipe", "status"], ["vpipe", "verify"],
-                ["vpipe", "stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin")],
-                ["vpipe", "assemble", "--fill", "original"]]
-    steps: list[list[object]] = [["vpipe", "split", str(clip), "--job", "f"], ["fill", 0], *commands,
-                                 ["unfill"], ["vpipe", "status"]]
-    split, _, *full, _, status = in_tiny_disk(tmp_path, env, steps)
-    assert split["code"] == 0, split
+    commands = [[*command, "--job", job] for job in ("w", "n") for command in (
+        ["vpipe", "status"], ["vpipe", "verify"],
+        ["vpipe", "stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin")],
+        ["vpipe", "assemble", "--fill", "original"])]
+    steps: list[list[object]] = [["vpipe", "split", str(clip), "--job", "w"], ["vpipe", "status", "--job", "w"],
+                                 ["vpipe", "split", str(clip), "--job", "n"], ["fill", 0], *commands,
+                                 ["unfill"], ["vpipe", "status", "--job", "w"]]
+    split, opened, split_again, _, *full, _, status = in_tiny_disk(tmp_path, env, steps)
+    assert split["code"] == opened["code"] == split_again["code"] == 0, (split, opened, split_again)
     for command, step in zip(commands, full, strict=True):
-        assert step["code"] == 3, (command, step)  # SQLite says "disk I/O error" here, not SQLITE_FULL
+        assert step["code"] == 3, (command, step)
         assert "no space left on the device" in the_error(step), (command, step)
     assert status["code"] == 0, status  # space again: the job is as it was
 
