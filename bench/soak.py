@@ -137,7 +137,7 @@ def stop_trial(proc: subprocess.Popen[bytes], job: Job, rng: random.Random, opti
                tally: Tally) -> set[int]:
     """SIGSTOP one of the run's workers at a random moment, then let the run end by itself (or call it hung)."""
     paid, loads = job.costs()
-    stop_at = time.monotonic() + rng.uniform(0.0, options.max_kill_after)
+    stop_at = time.monotonic() + rng.uniform(0.0, options.max_stop_after)
     workers: set[int] = set()
     stopped = None
     while proc.poll() is None and stopped is None:
@@ -192,8 +192,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=8)
     parser.add_argument("--delay", type=float, default=0.02, help="quick engine seconds per frame")
-    parser.add_argument("--max-kill-after", type=float, default=3.0,
-                        help="kill or stop within this many seconds of start")
+    parser.add_argument("--max-kill-after", type=float, default=3.0, help="kill within this many seconds of start")
+    parser.add_argument("--max-stop-after", type=float, default=6.0,
+                        help="stop a worker within this many seconds of start (loading takes the first 1-2 s)")
     parser.add_argument("--frame-timeout", type=float, default=2.0, help="stop trials' --frame-timeout")
     parser.add_argument("--load-timeout", type=float, default=10.0, help="stop trials' --load-timeout")
     parser.add_argument("--hang-after", type=float, default=120.0, help="a stop trial's run still going after "

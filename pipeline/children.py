@@ -1,4 +1,4 @@
-"""Child processes (ffmpeg, ffprobe, workers) die with the vpipe process that started them.
+"""Child processes (ffmpeg, ffprobe; workers ask it themselves) die with the vpipe process that started them.
 
 Linux's PR_SET_PDEATHSIG asks the kernel to SIGKILL a process when its parent dies, even by kill -9,
 so a killed `vpipe split` or `assemble` leaves no ffmpeg writing behind it and can be rerun at once.
@@ -33,7 +33,8 @@ def die_with_parent(parent: int | None = None) -> None:
     (`parent`: its pid, when known; else being adopted by init says so)."""
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent if parent is not None else os.getppid() == 1:
+    orphaned = os.getppid() != parent if parent is not None else os.getppid() == 1
+    if orphaned:
         os._exit(1)
 
 

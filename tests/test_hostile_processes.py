@@ -22,7 +22,7 @@ from pipeline.manifest import Manifest, Status
 from tests.helpers import make_clip
 
 DEADLINE = 120.0  # seconds: a run still going after this has hung
-FRAME_TIMEOUT = "4"
+FRAME_TIMEOUT = "5"  # seconds: a healthy worker of the quick engine is never silent that long
 
 
 # ---------------------------------------------------------------- processes, read from /proc
