@@ -230,11 +230,15 @@ def main() -> int:
     trials = ["kill"] * options.trials + ["stop"] * options.stops
     rng.shuffle(trials)
     job = new_job()
-    for trial in trials:
+    while trials:
+        trial = trials.pop()
         if trial == "kill":
             workers = kill_trial(vpipe([*stylize, "--job", job.name], env, log), rng, options, tally)
         else:
+            missed = tally.stops_missed
             workers = stop_trial(vpipe([*stylize, *timeouts, "--job", job.name], env, log), job, rng, options, tally)
+            if tally.stops_missed > missed and tally.stops_missed <= options.stops:
+                trials.insert(rng.randrange(len(trials) + 1), "stop")  # the run ended first: stop another
         deadline = time.monotonic() + 10
         while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.02)
