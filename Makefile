@@ -42,10 +42,12 @@ bench: setup
 	$(PY) bench/bench_ray.py
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_memory.py
 
-# Not in CI: SIGKILL the coordinator at random moments TRIALS times, resume, check nothing is lost.
-TRIALS ?= 20
+# Not in CI: SIGKILL the coordinator at random moments TRIALS times and SIGSTOP a random worker STOPS times
+# (short --frame-timeout), resume, check nothing is lost, corrupt, recomputed or hung.
+TRIALS ?= 50
+STOPS ?= 20
 soak: setup
-	$(PY) bench/soak.py --trials $(TRIALS)
+	$(PY) bench/soak.py --trials $(TRIALS) --stops $(STOPS)
 
 clean:
 	rm -rf $(VENV) jobs/*/ .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,11 @@
 
 Chunks are the unit of scheduling, frames the unit of record. A worker that dies costs the frame
 in flight one attempt; frames it finished stay done; the rest of its chunk goes to a fresh worker.
+A worker that holds a chunk and says nothing for longer than its limit (the frame timeout once its
+engine is loaded, the load timeout before) is killed, whatever it is stuck in (stopped, a blocked pipe,
+a deadlock), and then counts as dead: it costs the frame it was on, or the next frame of its chunk
+when it stopped between frames; one stuck loading costs no frame, and when loads keep timing out
+the run stops. So no run waits on a worker forever.
 """
 
 from __future__ import annotations
@@ -37,14 +42,20 @@ class Slot:
     chunk_done: int = 0
     chunk_failed: int = 0
     timed_out: bool = False
+    killed_at: float = 0.0  # when the coordinator killed this worker (it must exit within KILL_GRACE)
     retired: bool = False  # the executor cannot run this slot any more (no room on the Ray cluster)
+
+
+FRAME_TIMEOUT = 600.0  # seconds: --frame-timeout's default
+LOAD_TIMEOUT = 300.0  # seconds: --load-timeout's default (a TensorFlow engine loads in 2-30 s)
+KILL_GRACE = 30.0  # seconds a SIGKILLed worker has to exit (one stuck in the kernel may not) before the run stops
 
 
 @dataclass(frozen=True)
 class Limits:
     max_attempts: int = 2
-    frame_timeout: float = 600.0
-    load_timeout: float = 600.0
+    frame_timeout: float = FRAME_TIMEOUT
+    load_timeout: float = LOAD_TIMEOUT
 
 
 @dataclass
@@ -69,6 +80,7 @@ class Coordinator:
         self.outcome = Outcome()
         self.stop: VpipeError | None = None
         self.lost_loads = 0
+        self.slow_loads = 0  # loads that timed out since a worker last became ready
 
     def run(self, chunks: list[list[int]]) -> Outcome:
         self.queue.extend(chunks)
@@ -99,9 +111,9 @@ class Coordinator:
             self.manifest.mark_running(chunk, self.run_id, f"slot-{number}")
             proc = self.executor.submit(number, chunk)
             if slot.pid != proc.pid:
-                slot.pid, slot.ready, slot.since = proc.pid, False, time.monotonic()
+                slot.pid, slot.ready = proc.pid, False
             slot.busy, slot.chunk, slot.remaining = True, list(chunk), list(chunk)
-            slot.current, slot.timed_out = None, False
+            slot.current, slot.timed_out, slot.killed_at, slot.since = None, False, 0.0, time.monotonic()
             slot.chunk_started, slot.chunk_done, slot.chunk_failed = time.monotonic(), 0, 0
 
     # ------------------------------------------------------------ events
@@ -109,10 +121,12 @@ class Coordinator:
     def _handle(self, event: Event) -> None:
         slot = self.slots[event.slot]
         data = event.data
+        if event.kind not in (Kind.EXIT, Kind.RETIRED):
+            slot.since = time.monotonic()  # the worker spoke: the clock of its limit starts again
         if event.kind == Kind.READY:
-            slot.ready, slot.since = True, time.monotonic()
+            slot.ready, self.slow_loads = True, 0
         elif event.kind == Kind.START:
-            slot.current, slot.since = int(data["frame"]), time.monotonic()
+            slot.current = int(data["frame"])
             self.manifest.mark_started(slot.current)
         elif event.kind == Kind.DONE:
             self._done(slot, int(data["frame"]), float(data["seconds"]), str(data["hash"]), data.get("stats"))
@@ -177,7 +191,10 @@ class Coordinator:
         stderr_tail = str(data.get("stderr_tail") or "")
         kind, reason = (ErrorKind.TIMEOUT, f"no result within {self.limits.frame_timeout:g} s") if slot.timed_out \
             else (ErrorKind.CRASHED, str(data["reason"])) if lost else describe_exit(int(data["returncode"]))
-        slot.pid = None
+        slot.pid, slot.killed_at = None, 0.0
+        if not slot.ready and slot.timed_out:
+            self._slow_load(slot)
+            return
         if not slot.ready and not slot.timed_out and not lost:
             self.stop = VpipeError(f"a worker failed while loading the engine ({reason})"
                                    + (f": {stderr_tail}" if stderr_tail else ""))
@@ -187,6 +204,8 @@ class Coordinator:
             if self.lost_loads > 3 * len(self.slots):  # the cluster keeps losing workers: not a frame's fault
                 self.stop = VpipeError(f"Ray workers keep dying before their engine loads: {reason}")
         in_flight = slot.current if slot.current in slot.remaining else None
+        if in_flight is None and slot.timed_out and slot.remaining:
+            in_flight = slot.remaining[0]  # stuck between frames: the frame it owes next pays, so none loops
         rest = [f for f in slot.remaining if f != in_flight]
         slot.remaining = []
         if in_flight is not None:
@@ -194,6 +213,19 @@ class Coordinator:
         if rest:
             self.queue.appendleft(rest)
         self._end_chunk(slot)
+
+    def _slow_load(self, slot: Slot) -> None:
+        """A worker killed for not loading its engine in time: its chunk goes back, no frame pays."""
+        reason = f"the worker did not load its engine within {self.limits.load_timeout:g} s"
+        self.slow_loads += 1
+        if slot.remaining:
+            self.manifest.release(slot.remaining, self.run_id, reason)
+            self.queue.appendleft(slot.remaining)
+        slot.remaining = []
+        self._end_chunk(slot)
+        if self.slow_loads > len(self.slots):  # every slot and once more: the engine is slow, not a worker stuck
+            self.stop = VpipeError(f"{reason}, {self.slow_loads} times in a row: raise --load-timeout "
+                                   f"(a slow disk or a busy machine can need more)")
 
     def _retire(self, slot: Slot, reason: str) -> None:
         slot.pid, slot.retired = None, True
@@ -205,15 +237,19 @@ class Coordinator:
             self.stop = VpipeError(f"no worker could be started: {reason}")
 
     def _check_timeouts(self) -> None:
+        """Kill a worker that holds a chunk and has been silent past its limit, in whatever state."""
         now = time.monotonic()
         for number, slot in self.slots.items():
-            if not slot.busy or slot.timed_out or slot.pid is None:
+            if not slot.busy or slot.pid is None:
                 continue
-            if slot.ready and slot.current is not None and now - slot.since > self.limits.frame_timeout:
-                slot.timed_out = True
+            if slot.timed_out:
+                if now - slot.killed_at > KILL_GRACE:
+                    self.stop = VpipeError(f"worker pid {slot.pid} did not exit within {KILL_GRACE:g} s of being "
+                                           "killed (stuck in the kernel: a hung disk or network file system?)")
+                continue
+            if now - slot.since > (self.limits.frame_timeout if slot.ready else self.limits.load_timeout):
+                slot.timed_out, slot.killed_at = True, now
                 self.executor.kill(number)
-            elif not slot.ready and now - slot.since > self.limits.load_timeout:
-                self.stop = VpipeError(f"a worker took more than {self.limits.load_timeout:g} s to load the engine")
 
     def _release_all(self) -> None:
         # Frames with a worker, and the rest of a dead worker's chunk waiting in the queue; only

@@ -1,11 +1,15 @@
 """Failures on purpose, for the test suite and `make soak` (inert unless VPIPE_FAULTS is set).
 
 VPIPE_FAULTS is JSON: {"frames": {"7": "segfault"}, "point": "engine", "times": 1, "state": DIR}
-- mode: raise | exit | segfault | sigkill | hang | oom | enospc | kill_coordinator
-  (kill_coordinator: a worker SIGKILLs its parent, the coordinator, then waits to die with it)
+- mode: raise | exit | segfault | sigkill | hang | oom | enospc | kill_coordinator | sigstop | deadlock
+  | block_pipe (kill_coordinator: a worker SIGKILLs its parent, the coordinator, then waits to die with
+  it; sigstop: the process stops itself, as `kill -STOP` would; deadlock: two threads each wait for
+  the lock the other holds, and this one waits for them; block_pipe: a write into a full pipe)
 - point: where in a frame's life it strikes: engine (before stylizing), written (tmp file
-  written), synced (after fsync), renamed (after the rename), all in the worker; commit_before
-  and commit_after (around the manifest commit of `done`), in the coordinator
+  written), synced (after fsync), renamed (after the rename), after (its result reported, before
+  the next frame starts), idle (its chunk's `chunk_end` sent, before the next chunk: the chunk's last
+  frame), load (as the worker starts, before it reads its config and loads the engine: frame 0), all
+  in the worker; commit_before and commit_after (around the manifest commit of `done`), in the coordinator
 - times: strike only on the first N attempts at that frame (counted with files in `state`),
   so `retry-failed` can then succeed; omit for always.
 - pause: a named point (split_decided: split has found no job of that name) where the process waits
@@ -19,6 +23,7 @@ import errno
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +84,32 @@ def _misbehave(mode: str, frame: int) -> None:
         os.kill(os.getppid(), signal.SIGKILL)
         time.sleep(60)  # PR_SET_PDEATHSIG ends this worker as its parent dies
         os._exit(1)
+    if mode == "sigstop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+        return
+    if mode == "deadlock":
+        _deadlock()
+    if mode == "block_pipe":
+        _, writer = os.pipe()  # nobody reads it: the write blocks once the pipe's buffer is full
+        while True:
+            os.write(writer, bytes(1 << 16))
     if mode == "enospc":
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     raise ValueError(f"unknown fault mode {mode!r}")
+
+
+def _deadlock() -> None:
+    first, second = threading.Lock(), threading.Lock()
+    both_hold = threading.Barrier(2)
+
+    def take(mine: threading.Lock, theirs: threading.Lock) -> None:
+        with mine:
+            both_hold.wait()
+            with theirs:
+                pass
+
+    threads = [threading.Thread(target=take, args=pair, daemon=True) for pair in ((first, second), (second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()

@@ -1,12 +1,14 @@
 """The job manifest: one SQLite row per frame, plus a history of every transition.
 
 The coordinator is its only writer. Each transition is one transaction (WAL, synchronous=FULL),
-so a kill at any moment leaves either the old state or the new one.
+so a kill at any moment leaves either the old state or the new one. Opening checks it (SQLite's quick
+check): a damaged manifest is refused before anything reads or writes it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -16,7 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import DISK_FULL_HINT, DiskFullError, JobError, is_disk_full
+from . import disk
+from .errors import DISK_FULL_HINT, DiskFullError, JobError, VpipeError, is_disk_full
 from .job import JobMeta
 
 SCHEMA_VERSION = 2  # 2: frames.stats (per-frame engine figures, JSON)
@@ -102,6 +105,9 @@ class Manifest:
             raise JobError(f"no manifest at {path}: run `vpipe split` first")
         conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         try:
+            problem = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+            if problem != "ok":
+                raise JobError(damaged(path, problem))
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             version = json.loads(row[0]) if row else 0
             if version > SCHEMA_VERSION:
@@ -113,9 +119,7 @@ class Manifest:
                 _migrate(conn, version)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if is_disk_full(exc):  # switching to WAL creates files next to it
-                raise DiskFullError(f"no space left on the device to open the manifest {path}; {DISK_FULL_HINT}") from exc
-            raise JobError(f"manifest {path} is unreadable ({exc}); the styled frames are intact") from exc
+            raise _open_error(path, exc) from exc
         except JobError:
             conn.close()
             raise
@@ -139,7 +143,7 @@ class Manifest:
         except BaseException as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            if is_disk_full(exc):
+            if _disk_full(exc, self.path):
                 raise DiskFullError(f"no space left on the device for the manifest {self.path.name}; "
                                     f"{DISK_FULL_HINT}") from exc
             raise
@@ -285,6 +289,40 @@ class Manifest:
                 conn.execute("UPDATE frames SET status='pending', output_hash=NULL, error_kind=NULL, "
                              "last_error=NULL WHERE idx=?", (idx,))
                 self._event(conn, run_id, idx, "reset", None, reason)
+
+
+FULL_BELOW = 1 << 20  # bytes free under which an SQLite I/O error is taken for a full disk
+
+
+def _disk_full(exc: sqlite3.DatabaseError | BaseException, path: Path) -> bool:
+    """SQLITE_FULL, or an I/O error on a disk with (almost) no room left: growing the shared-memory
+    file of WAL mode fails as SQLITE_IOERR_SHMSIZE, not SQLITE_FULL."""
+    io_error = isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_IOERR
+    return is_disk_full(exc) or (io_error and disk.free(path.parent) < FULL_BELOW)
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> VpipeError:
+    """What stops a manifest from opening, in one line: a full disk, a read-only folder, damage."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if _disk_full(exc, path):  # opening in WAL mode creates and grows files next to it
+        return DiskFullError(f"no space left on the device to open the manifest {path}; {DISK_FULL_HINT}")
+    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR) and not (
+            os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)):
+        why = "a read-only file system" if os.statvfs(path.parent).f_flag & os.ST_RDONLY else "no write permission"
+        return JobError(f"the job folder {path.parent} is read-only ({why}): vpipe writes its manifest, lock and "
+                        "log there; make it writable, or copy the job to a disk that is")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return JobError(damaged(path, str(exc)))
+    return JobError(f"manifest {path} is unreadable ({exc}); the frame files are intact")
+
+
+def damaged(path: Path, problem: str) -> str:
+    """The one line for a manifest that fails its integrity check."""
+    problem = "; ".join(line.strip() for line in problem.splitlines() if line.strip() and not line.startswith("***"))
+    return (f"manifest {path} is damaged ({problem[:120]}): no command stylizes or assembles on it. The frame "
+            "files are intact, but vpipe cannot rebuild a manifest from them (and `vpipe verify` needs it too): "
+            f"restore {path.name} from a backup, salvage it with `sqlite3 {path.name} .recover`, "
+            "or split the video again into a new job")
 
 
 def _migrate(conn: sqlite3.Connection, version: int) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import engines, storage, styles
+from .coordinator import FRAME_TIMEOUT, LOAD_TIMEOUT
 from .engines.spec import VideoMode
 from .errors import UsageError
 from .executors.protocol import WorkerConfig
@@ -31,7 +32,8 @@ class RunOptions:
     threads: int | None = None  # compute threads per worker
     max_side: int | None = None
     max_attempts: int = 2
-    frame_timeout: float = 600.0
+    frame_timeout: float = FRAME_TIMEOUT  # seconds a loaded worker may be silent on its chunk
+    load_timeout: float = LOAD_TIMEOUT  # seconds a fresh worker may take to load its engine
     device: str = "auto"
     executor: str = "local"  # local | ray
     ray_address: str | None = None

@@ -191,7 +191,8 @@ def _licence_notes(settings: dict[str, Any]) -> list[str]:
     return [f"model {entry.name}: {catalogue.licence_line(entry)}"] if entry and not entry.commercial_use else []
 
 
-def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], restart: bool) -> list[str]:
+def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], restart: bool,
+                    timeout: float) -> list[str]:
     stored = manifest.meta("settings")
     done = manifest.counts()[Status.DONE]
     if stored and done and identity(stored) != identity(settings):
@@ -199,7 +200,7 @@ def _check_settings(job: Job, manifest: Manifest, settings: dict[str, Any], rest
             raise UsageError(f"job {job.name!r} has {done} frames styled with other settings "
                              f"({differences(stored, settings)}); "
                              "use the same settings, or --restart to discard them")
-        problem = preflight(worker_config(job, manifest.job_meta(), settings), worker_env())
+        problem = preflight(worker_config(job, manifest.job_meta(), settings), worker_env(), timeout)
         if problem:  # keep the old frames: the new settings would not produce any
             raise ModelError(f"--restart: nothing discarded, the new settings do not load: {problem}")
         manifest.reset(None, manifest.frames(Status.DONE) + manifest.frames(Status.FAILED), "restart")
@@ -228,7 +229,7 @@ def _stylize_locked(job: Job, manifest: Manifest, options: RunOptions, retry_fai
     total = manifest.frame_count()
     first, last = options.frames.resolve(total) if options.frames else (1, total)
     settings = resolve(manifest, options)
-    notes += _check_settings(job, manifest, settings, options.restart)
+    notes += _check_settings(job, manifest, settings, options.restart, options.load_timeout)
     if identity(manifest.meta("settings") or {}) != identity(settings):  # the job's first run with this model
         notes += _licence_notes(settings)
     manifest.set_meta("settings", settings)
@@ -285,7 +286,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     def file_ok(frame: int) -> bool:
         return files.styled(frame).is_file()
 
-    limits = Limits(max_attempts=options.max_attempts, frame_timeout=options.frame_timeout)
+    limits = Limits(options.max_attempts, options.frame_timeout, options.load_timeout)
     coordinator = Coordinator(manifest, executor, run_id, limits, log, file_ok)
     try:
         outcome = coordinator.run(plan_chunks(todo, options.chunk, workers))

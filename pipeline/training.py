@@ -18,7 +18,6 @@ The result is written in the lengstrom layout, so `--engine fast` uses it at onc
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -95,8 +94,8 @@ class Data:
 def _decode(video_path: Path, out: Path, frames: int, short_side: int) -> list[np.ndarray]:
     out.mkdir(parents=True, exist_ok=True)
     scale = f"scale='if(gt(iw,ih),-2,{short_side})':'if(gt(iw,ih),{short_side},-2)'"
-    subprocess.run([video.tools().ffmpeg, "-nostdin", "-v", "error", "-i", str(video_path), "-frames:v", str(frames),
-                    "-vf", scale, str(out / "%05d.png")], check=True, capture_output=True)
+    video.run([video.tools().ffmpeg, "-nostdin", "-v", "error", "-i", str(video_path), "-frames:v", str(frames),
+               "-vf", scale, str(out / "%05d.png")], f"decoding {video_path.name}")
     return [storage.read_rgb(p) for p in sorted(out.glob("*.png"))]
 
 

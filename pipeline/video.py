@@ -1,7 +1,8 @@
 """The ffmpeg boundary: find the binaries, probe media, build argument lists, run them.
 
 Argument lists are built by pure functions (testable without ffmpeg); `run` is the one place that
-executes them, captures stderr and turns a failure into an error carrying its last line.
+executes them, captures stderr and turns a failure into an error carrying its last line. Every ffmpeg
+and ffprobe dies with the vpipe process that started it (children.tied).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import storage
+from . import children, storage
 from .errors import DISK_FULL_HINT, DiskFullError, MediaError, UsageError
 from .probe import (
     AudioStream,
@@ -95,7 +96,7 @@ def run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
     """Run one external command; a non-zero exit becomes an error with stderr's last line."""
     try:
         done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", check=False)
+                              errors="replace", check=False, preexec_fn=children.tied())
     except OSError as exc:
         raise MediaError(f"{what}: could not start {args[0]}: {exc.strerror}") from exc
     if done.returncode != 0:
@@ -145,14 +146,14 @@ def _probe(t: Tools, path: Path, plain: Path) -> VideoInfo:
         args = [t.ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
                 "-show_chapters", "--", str(plain)]
         done = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                              errors="replace", check=False)
+                              errors="replace", check=False, preexec_fn=children.tied())
         if done.returncode != 0:
             raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
                              f"{_last_line(done.stderr)}")
         return _named(path, parse_ffprobe, done.stdout)
     done = subprocess.run([t.ffmpeg, "-hide_banner", "-nostdin", "-i", str(plain)],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          errors="replace", check=False)
+                          errors="replace", check=False, preexec_fn=children.tied())
     if "Input #0" not in done.stderr:
         raise MediaError(f"cannot read {path.name} as a video (not a video, or damaged or truncated): "
                          f"{_last_line(done.stderr)}")

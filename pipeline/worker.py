@@ -9,11 +9,9 @@ if its parent dies, so no worker outlives its coordinator.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import queue
-import signal
 import sys
 import threading
 import time
@@ -26,22 +24,11 @@ from typing import IO, Any
 import cv2
 import numpy as np
 
-from . import engines, faults, resources, storage
+from . import children, engines, faults, resources, storage
 from .executors.protocol import Kind, WorkerConfig, decode_chunk, decode_config, encode_event
 from .frames import frame_name
 from .manifest import ErrorKind
 from .temporal import Sequence, Temporal
-
-
-def _die_with_parent() -> None:
-    """PR_SET_PDEATHSIG: SIGKILL this process when the coordinator dies, even by kill -9."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the stdin-EOF watch below still ends the worker
-    if os.getppid() == 1:
-        os._exit(0)
 
 
 def _protocol_channel() -> IO[str]:
@@ -130,6 +117,7 @@ class Worker:
         finally:
             source.close()
         self.emit(Kind.CHUNK_END)
+        faults.strike(frames[-1], "idle")
 
     def _run_frames(self, frames: list[int], source: Prefetch) -> None:
         for index in frames:
@@ -152,6 +140,7 @@ class Worker:
             if out_of_memory:
                 self.emit(Kind.FAILED, frame=index, kind=ErrorKind.OUT_OF_MEMORY,
                           message=resources.out_of_memory_message())
+            faults.strike(index, "after")
 
     def source_frame(self, index: int) -> np.ndarray:
         return storage.read_rgb(self.frames_dir / frame_name(index, self.width, self.ext))
@@ -178,7 +167,8 @@ class Worker:
 
 def main() -> int:
     out = _protocol_channel()
-    _die_with_parent()
+    children.die_with_parent()
+    faults.strike(0, "load")
     lines = _stdin_lines()
     config = decode_config(lines.get())
     try:

@@ -257,6 +257,7 @@ ARGS: list[tuple[str, Callable[[Path], list[str]], int, list[str]]] = [
     ("workers 0", lambda t: ["stylize", "--workers", "0"], 2, ["--workers"]),
     ("max-attempts 0", lambda t: ["retry-failed", "--max-attempts", "0"], 2, ["--max-attempts"]),
     ("frame-timeout 0", lambda t: ["stylize", "--frame-timeout", "0"], 2, ["--frame-timeout"]),
+    ("load-timeout 0", lambda t: ["stylize", "--load-timeout", "0"], 2, ["--load-timeout"]),
     ("max-side 8", lambda t: ["stylize", "--max-side", "8"], 2, ["--max-side"]),
     ("unknown option", lambda t: ["stylize", "--colour", "red"], 2, ["no such option", "--help"]),
     ("missing style image", lambda t: ["stylize", "--style", str(t / "starry.jpg")], 2, ["starry.jpg", "no such file"]),
@@ -312,7 +313,7 @@ STATES: list[tuple[str, Callable[[Path], None], list[str], int, list[str]]] = [
     ("newer manifest: stylize", newer_manifest, ["stylize"], 1, ["schema version 99"]),
     ("newer manifest: assemble", newer_manifest, ["assemble", "--fill", "original"], 1, ["schema version 99"]),
     ("newer manifest: verify", newer_manifest, ["verify"], 1, ["schema version 99"]),
-    ("garbage manifest", garbage_manifest, ["status"], 1, ["is unreadable"]),
+    ("garbage manifest", garbage_manifest, ["status"], 1, ["is damaged"]),
 ]
 
 

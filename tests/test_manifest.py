@@ -122,7 +122,7 @@ def test_open_newer_schema(path: Path) -> None:
 def test_open_garbage_file(tmp_path: Path) -> None:
     garbage = tmp_path / "manifest.db"
     garbage.write_bytes(b"this is not an SQLite database at all\n" * 100)
-    with pytest.raises(JobError, match="unreadable"):
+    with pytest.raises(JobError, match="is damaged"):
         Manifest.open(garbage)
 
 

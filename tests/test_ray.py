@@ -108,7 +108,7 @@ def test_a_worker_ray_cannot_place_hands_its_chunk_back(
     result = vpipe(*posterize(tmp_path, "--workers", "3"))  # 3 workers of 1 CPU each, 2 CPUs
     assert result.exit_code == 0, result.output
     # Two actors fit; the third waits, gives its chunk back after 8 s, and the other two finish the job
-    # (without that it would hold its chunk until the 600 s load timeout).
+    # (without that it would hold its chunk until the load timeout).
     assert set(records(job).values()) == {("done", None, 0)}
 
 

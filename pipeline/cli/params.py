@@ -72,6 +72,8 @@ run_options = [
     click.option("--max-attempts", type=click.IntRange(min=1), help="Tries per frame in this run (default 2)."),
     click.option("--frame-timeout", type=click.FloatRange(min=0, min_open=True),
                  help="Seconds before a frame counts as hung (default 600)."),
+    click.option("--load-timeout", type=click.FloatRange(min=0, min_open=True),
+                 help="Seconds a worker may take to load its engine before it is replaced (default 300)."),
     click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), help="Where engines run (default auto)."),
     click.option("--executor", type=click.Choice(["local", "ray"]),
                  help="Worker processes on this machine (default), or on a Ray cluster (pip install 'vpipe[ray]')."),

@@ -26,7 +26,8 @@ def worker_pythonpath(existing: str | None) -> str:
 
 
 class WorkerProcess:
-    """One `python -m pipeline.worker`; a reader thread turns its stdout lines into events."""
+    """One `python -m pipeline.worker`; a reader thread turns its stdout lines into events, and a writer
+    thread feeds its stdin, so a worker that stops reading (stopped, wedged) never blocks the coordinator."""
 
     def __init__(self, slot: int, config: WorkerConfig, env: dict[str, str], log: Path,
                  events: queue.Queue[Event]) -> None:
@@ -44,19 +45,22 @@ class WorkerProcess:
         self.started = time.monotonic()
         self._events = events
         self._stdin: IO[str] = self.proc.stdin  # type: ignore[assignment]
-        self._write(encode_config(config))
+        self._outbox: queue.Queue[str | None] = queue.Queue()
+        self._outbox.put(encode_config(config))
+        threading.Thread(target=self._write, daemon=True).start()
         threading.Thread(target=self._read, daemon=True).start()
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def _write(self, line: str) -> None:
-        try:
-            self._stdin.write(line)
-            self._stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # it died; the reader thread reports the exit
+    def _write(self) -> None:
+        while (line := self._outbox.get()) is not None:
+            try:
+                self._stdin.write(line)
+                self._stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                return  # it died; the reader thread reports the exit
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -64,12 +68,13 @@ class WorkerProcess:
             event = decode_event(line, self.slot)
             if event is not None:
                 self._events.put(event)
+        self._outbox.put(None)  # the writer thread ends too
         returncode = self.proc.wait()
         self._events.put(Event(self.slot, Kind.EXIT, {"returncode": returncode, "pid": self.pid,
                                                       "stderr_tail": self.stderr_tail()}))
 
     def send(self, frames: list[int]) -> None:
-        self._write(encode_chunk(frames))
+        self._outbox.put(encode_chunk(frames))
 
     def kill(self) -> None:
         try:
@@ -85,7 +90,7 @@ class WorkerProcess:
         return " | ".join(line.strip() for line in text[-lines:])
 
 
-def preflight(config: WorkerConfig, env: dict[str, str], timeout: float = 300.0) -> str | None:
+def preflight(config: WorkerConfig, env: dict[str, str], timeout: float) -> str | None:
     """Load the engine once in a throwaway worker: None when it loads, else its one-line reason.
 
     Used before an action that cannot be undone (--restart discarding styled frames), so that a
@@ -97,7 +102,13 @@ def preflight(config: WorkerConfig, env: dict[str, str], timeout: float = 300.0)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True)
     assert proc.stdin is not None and proc.stdout is not None
-    timer = threading.Timer(timeout, proc.kill)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, expire)
     timer.start()
     try:
         proc.stdin.write(encode_config(config))
@@ -108,7 +119,9 @@ def preflight(config: WorkerConfig, env: dict[str, str], timeout: float = 300.0)
                 return None
             if event is not None and event.kind == Kind.FATAL:
                 return str(event.data.get("message"))
-        return describe_exit(proc.wait())[1]
+        returncode = proc.wait()
+        return f"the engine did not load within {timeout:g} s (--load-timeout)" if expired.is_set() \
+            else describe_exit(returncode)[1]
     finally:
         timer.cancel()
         proc.kill()
