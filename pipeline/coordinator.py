@@ -202,7 +202,7 @@ class Coordinator:
         # the frames it was on; with none (it died between frames), all it held, so a death is never
         # nobody's; a worker lost before it loaded was on none
         on = [f for f in slot.network + slot.writing if f in slot.remaining]
-        suspects = on or (list(slot.remaining) if slot.ready else [])
+        suspects = sorted(on) or (list(slot.remaining) if slot.ready else [])
         rest = [f for f in slot.remaining if f not in suspects]
         slot.remaining = []
         if len(suspects) == 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import itertools
 import os
 import queue
 import signal
@@ -23,9 +24,9 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 import cv2
 import numpy as np
@@ -81,7 +82,8 @@ def restore(styled: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(styled, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
-AHEAD = 2  # frames decoded ahead of the network without an I/O pool
+AHEAD = 2  # frames decoded ahead of the network (at least)
+T = TypeVar("T")
 
 
 class Failure(NamedTuple):
@@ -103,26 +105,49 @@ def failure(exc: Exception) -> Failure:
     return Failure(kind, f"{type(exc).__name__}: {exc}")
 
 
+READ, WRITE = 0, 1  # I/O pool priorities: the network waits on reads, writes can lag
+
+
+class IOPool:
+    """The worker's frame I/O threads (cv2 and hashlib release the GIL): reads go before writes."""
+
+    def __init__(self, threads: int) -> None:
+        self._jobs: queue.PriorityQueue[tuple[int, int, Future[Any], Callable[[], Any]]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        for number in range(threads):
+            threading.Thread(target=self._serve, name=f"io-{number}", daemon=True).start()
+
+    def submit(self, job: Callable[[], T], priority: int) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((priority, next(self._order), future, job))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            _, _, future, job = self._jobs.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+
 class Prefetch:
-    """Decodes a chunk's frames ahead of the network in threads (cv2 releases the GIL while it decodes):
-    the worker's I/O pool, or a thread of its own.
+    """Decodes a chunk's frames ahead of the network in the worker's I/O pool.
 
     `get(i)` returns frame i or raises what reading it raised, in the caller's thread, so a bad file
     still fails only its own frame, at the same point of the protocol as without prefetching.
     """
 
-    def __init__(self, read: Callable[[int], np.ndarray], frames: list[int], ahead: int = AHEAD,
-                 pool: ThreadPoolExecutor | None = None) -> None:
-        self._read, self._frames, self._ahead = read, frames, ahead
-        self._own = pool is None
-        self._pool = pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
+    def __init__(self, read: Callable[[int], np.ndarray], frames: list[int], pool: IOPool, ahead: int = AHEAD) -> None:
+        self._read, self._frames, self._pool, self._ahead = read, frames, pool, ahead
         self._pending: dict[int, Future[np.ndarray]] = {}
         self._next = 0
 
     def get(self, index: int) -> np.ndarray:
         while self._next < len(self._frames) and (len(self._pending) <= self._ahead or index not in self._pending):
             frame = self._frames[self._next]
-            self._pending[frame] = self._pool.submit(self._read, frame)
+            self._pending[frame] = self._pool.submit(functools.partial(self._read, frame), READ)
             self._next += 1
         future = self._pending.pop(index, None)
         return future.result() if future is not None else self._read(index)
@@ -131,15 +156,13 @@ class Prefetch:
         for future in self._pending.values():
             future.cancel()
         self._pending.clear()
-        if self._own:
-            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Behind:
     """Frames written behind the network, in the I/O pool's threads, at most `limit` at a time (the
     network waits for room); without a pool each is written at once, in the caller's thread."""
 
-    def __init__(self, pool: ThreadPoolExecutor | None, limit: int) -> None:
+    def __init__(self, pool: IOPool | None, limit: int) -> None:
         self._pool, self._limit = pool, limit
         self._pending: set[Future[None]] = set()
 
@@ -147,7 +170,7 @@ class Behind:
         if self._pool is None:
             write()
         else:
-            self._pending.add(self._pool.submit(write))
+            self._pending.add(self._pool.submit(write, WRITE))
 
     def wait_room(self) -> None:
         self._pending = {f for f in self._pending if not f.done()}
@@ -181,7 +204,8 @@ class Worker:
         # a frame waits on the one before it in video mode, and a guided engine optimizes one frame
         together = config.temporal is None and not isinstance(self.engine, GuidedEngine)
         self.batch = max(1, config.batch) if together else 1
-        self.pool = ThreadPoolExecutor(config.io_threads, thread_name_prefix="io") if config.io_threads else None
+        self.pool = IOPool(max(1, config.io_threads))  # without I/O threads: one, for reads only
+        self.writers = self.pool if config.io_threads else None
         self.ahead = max(AHEAD, config.io_threads + self.batch)
         self.behind = 2 * config.io_threads + self.batch  # writes pending before the network waits
 
@@ -191,8 +215,8 @@ class Worker:
             self.out.write(line)
 
     def run_chunk(self, frames: list[int]) -> None:
-        source = Prefetch(self.source_frame, frames, self.ahead, self.pool)
-        behind = Behind(self.pool, self.behind)
+        source = Prefetch(self.source_frame, frames, self.pool, self.ahead)
+        behind = Behind(self.writers, self.behind)
         try:
             for first in range(0, len(frames), self.batch):
                 behind.wait_room()
