@@ -14,7 +14,7 @@ import pytest
 from click.testing import Result
 
 from pipeline.manifest import Manifest, Status
-from tests.helpers import make_clip
+from tests.helpers import make_clip, one_line_error
 
 K = 8
 
@@ -104,3 +104,51 @@ def test_the_pool_and_batches_write_what_the_sequential_worker_writes(
     for i in range(1, 13):
         name = f"{i:06d}.png"
         assert (pooled / "styled" / name).read_bytes() == (job / "styled" / name).read_bytes()
+
+
+@pytest.mark.parametrize(("name", "value"), [("VPIPE_IO_THREADS", "two"), ("VPIPE_BATCH", "0")])
+def test_a_malformed_io_setting_is_one_line(tmp_path: Path, job: Path, vpipe: Callable[..., Result],
+                                            monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    one_line_error(stylize(tmp_path, vpipe), 2, name, repr(value))
+    assert Manifest.open(job / "manifest.sqlite").counts()[Status.DONE] == 0
+
+
+def test_a_batch_that_raises_is_rerun_frame_by_frame_so_only_the_frame_at_fault_fails(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    import io
+
+    import numpy as np
+
+    from pipeline import storage
+    from pipeline.executors.protocol import WorkerConfig, decode_event
+    from pipeline.worker import Worker
+
+    frames, styled = tmp_path / "frames", tmp_path / "styled"
+    frames.mkdir()
+    styled.mkdir()
+    for i in range(1, 7):
+        image = np.full((8, 8, 3), 0 if i == 3 else 40 * i, np.uint8)  # frame 3 is black
+        (frames / f"{i:06d}.png").write_bytes(storage.encode(image, "png"))
+    (tmp_path / "model.bin").write_bytes(b"quick engine")
+    config = WorkerConfig(engine="posterize", model=str(tmp_path / "model.bin"), frames_dir=str(frames),
+                          styled_dir=str(styled), name_width=6, ext="png", io_threads=2, batch=4)
+    out = io.StringIO()
+    worker = Worker(config, out)
+    calls: list[int] = []
+    real = worker.engine.stylize
+
+    def stylize(batch: list[np.ndarray]) -> list[np.ndarray]:
+        calls.append(len(batch))
+        if any(not f.any() for f in batch):
+            raise ValueError("a black frame")
+        return real(batch)
+
+    worker.engine.stylize = stylize  # type: ignore[method-assign]
+    worker.run_chunk([1, 2, 3, 4, 5, 6])
+    events = [e for e in (decode_event(line, 0) for line in out.getvalue().splitlines()) if e is not None]
+    outcome = {int(e.data["frame"]): e.kind.value for e in events if e.kind.value in ("done", "failed")}
+    assert outcome == {1: "done", 2: "done", 3: "failed", 4: "done", 5: "done", 6: "done"}
+    assert calls == [4, 1, 1, 1, 1, 2]  # the batch with frame 3, then each of its frames alone; then 5-6
+    assert events[-1].kind.value == "chunk_end"
+    assert sorted(p.name for p in styled.iterdir()) == [f"{i:06d}.png" for i in (1, 2, 4, 5, 6)]
