@@ -1,11 +1,11 @@
 """What a coordinator and its workers say to each other, in one place.
 
 The wire is JSON lines. stdin of a worker: one config line (a WorkerConfig), then one line per chunk
-{"frames": [...]}. stdout of a worker: {"event": kind, ...} lines; a frame goes start -> styled -> writing -> done (or
-failed at any step), so the coordinator knows which frames a dead worker had in its network, which it
-was writing and which merely waited (worker.py). The worker, the local executor and
-the Ray node all read and write them through the encode/decode pairs here, and the coordinator sees
-only Events; `exit`, `retired` and `refused` are made by the executors themselves, never by a worker.
+{"frames": [...]}. stdout of a worker: {"event": kind, ...} lines; a frame goes start -> styled ->
+writing -> done (or failed at any step), so the coordinator knows which frames a dead worker had in
+its network, which it was writing and which merely waited (worker.py). The worker, the local executor
+and the Ray node all read and write them through the encode/decode pairs here, and the coordinator
+sees only Events; `exit`, `retired` and `refused` are made by the executors themselves, never by a worker.
 """
 
 from __future__ import annotations
