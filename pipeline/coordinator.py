@@ -1,7 +1,12 @@
 """The scheduling loop: chunks out to workers, their events in, every transition into the manifest.
 
-Chunks are the unit of scheduling, frames the unit of record. A worker that dies costs the frame
-in flight one attempt; frames it finished stay done; the rest of its chunk goes to a fresh worker.
+Chunks are the unit of scheduling, frames the unit of record. A worker that dies costs one attempt
+to the frame it was on: the one in its network or, with nothing there, the one it was writing; frames
+it finished stay done; the rest of its chunk goes to a fresh worker without an attempt spent. When
+more than one frame was in flight (a batch in the network, or a frame in it while another was being
+written) the death cannot be pinned on one of them: each goes back alone, where the next death is
+its own, and none spends an attempt for it. So every death either costs an attempt or leaves frames
+alone for good, and no frame is sent back forever.
 A worker that holds a chunk and says nothing for longer than its limit (the frame timeout once its
 engine is loaded, the load timeout before) is killed, whatever it is stuck in (stopped, a blocked pipe,
 a deadlock), and then counts as dead: it costs the frame it was on, or the next frame of its chunk
@@ -36,8 +41,9 @@ class Slot:
     remaining: list[int] = field(default_factory=list)
     pid: int | None = None
     ready: bool = False
-    current: int | None = None
-    since: float = 0.0
+    network: list[int] = field(default_factory=list)  # frames between `start` and `styled`
+    writing: list[int] = field(default_factory=list)  # frames between `writing` and `done`/`failed`
+    since: float = 0.0  # the worker's last sign of progress (ready, or a frame event)
     chunk_started: float = 0.0
     chunk_done: int = 0
     chunk_failed: int = 0
@@ -113,7 +119,8 @@ class Coordinator:
             if slot.pid != proc.pid:
                 slot.pid, slot.ready = proc.pid, False
             slot.busy, slot.chunk, slot.remaining = True, list(chunk), list(chunk)
-            slot.current, slot.timed_out, slot.killed_at, slot.since = None, False, 0.0, time.monotonic()
+            slot.network, slot.writing, slot.timed_out, slot.killed_at = [], [], False, 0.0
+            slot.since = time.monotonic()
             slot.chunk_started, slot.chunk_done, slot.chunk_failed = time.monotonic(), 0, 0
 
     # ------------------------------------------------------------ events
@@ -126,8 +133,12 @@ class Coordinator:
         if event.kind == Kind.READY:
             slot.ready, self.slow_loads = True, 0
         elif event.kind == Kind.START:
-            slot.current = int(data["frame"])
-            self.manifest.mark_started(slot.current)
+            slot.network.append(int(data["frame"]))
+            self.manifest.mark_started(int(data["frame"]))
+        elif event.kind == Kind.STYLED:
+            self._forget(slot, int(data["frame"]), keep=True)
+        elif event.kind == Kind.WRITING:
+            slot.writing.append(int(data["frame"]))
         elif event.kind == Kind.DONE:
             self._done(slot, int(data["frame"]), float(data["seconds"]), str(data["hash"]), data.get("stats"))
         elif event.kind == Kind.FAILED:
@@ -160,11 +171,12 @@ class Coordinator:
         slot.chunk_done += 1
         self.reporter.frame_done(frame, seconds)
 
-    def _forget(self, slot: Slot, frame: int) -> None:
-        if frame in slot.remaining:
-            slot.remaining.remove(frame)
-        if slot.current == frame:
-            slot.current = None
+    def _forget(self, slot: Slot, frame: int, keep: bool = False) -> None:
+        """The frame is no longer in the worker's network or writer; `keep`: still the worker's (queued)."""
+        for held in (slot.network, slot.writing) if keep else (slot.network, slot.writing, slot.remaining):
+            if frame in held:
+                held.remove(frame)
+        slot.since = time.monotonic()
 
     def _attempt_failed(self, slot: Slot, frame: int, kind: ErrorKind, message: str) -> None:
         self.tries[frame] = self.tries.get(frame, 0) + 1
@@ -182,7 +194,7 @@ class Coordinator:
         if slot.chunk:
             self.reporter.chunk_done(slot.chunk, slot.chunk_done, slot.chunk_failed,
                                      time.monotonic() - slot.chunk_started)
-        slot.busy, slot.chunk, slot.remaining, slot.current = False, [], [], None
+        slot.busy, slot.chunk, slot.remaining, slot.network, slot.writing = False, [], [], [], []
 
     def _worker_died(self, slot: Slot, data: dict[str, Any]) -> None:
         # "lost": a Ray actor died with its node (or was killed): its reason says so, and one that
@@ -203,14 +215,22 @@ class Coordinator:
             self.lost_loads += 1
             if self.lost_loads > 3 * len(self.slots):  # the cluster keeps losing workers: not a frame's fault
                 self.stop = VpipeError(f"Ray workers keep dying before their engine loads: {reason}")
-        in_flight = slot.current if slot.current in slot.remaining else None
-        if in_flight is None and slot.timed_out and slot.remaining:
-            in_flight = slot.remaining[0]  # stuck between frames: the frame it owes next pays, so none loops
-        rest = [f for f in slot.remaining if f != in_flight]
+        # the frames it was on; stuck between frames, the frame it owes next; with none (it died between
+        # frames), all it held, so a death is never nobody's; a worker lost before it loaded was on none
+        on = [f for f in slot.network + slot.writing if f in slot.remaining]
+        if not on and slot.timed_out and slot.ready and slot.remaining:
+            on = [slot.remaining[0]]
+        suspects = sorted(on) or (list(slot.remaining) if slot.ready else [])
+        rest = [f for f in slot.remaining if f not in suspects]
         slot.remaining = []
-        if in_flight is not None:
-            self._attempt_failed(slot, in_flight, kind, reason)
+        if len(suspects) == 1:
+            self._attempt_failed(slot, suspects[0], kind, reason)
+        elif suspects:
+            self.manifest.release(suspects, self.run_id, f"{reason} with {len(suspects)} frames in flight: "
+                                  "each is retried alone")
+            self.queue.extend([f] for f in suspects)
         if rest:
+            self.manifest.release(rest, self.run_id, f"{reason}: queued, back to pending")
             self.queue.appendleft(rest)
         self._end_chunk(slot)
 

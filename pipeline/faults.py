@@ -1,15 +1,18 @@
 """Failures on purpose, for the test suite and `make soak` (inert unless VPIPE_FAULTS is set).
 
 VPIPE_FAULTS is JSON: {"frames": {"7": "segfault"}, "point": "engine", "times": 1, "state": DIR}
-- mode: raise | exit | segfault | sigkill | hang | oom | enospc | kill_coordinator | sigstop | deadlock
+- mode: raise | exit | segfault | sigkill | hang | slow | oom | enospc | kill_coordinator | sigstop | deadlock
   | block_pipe (kill_coordinator: a worker SIGKILLs its parent, the coordinator, then waits to die with
-  it; sigstop: the process stops itself, as `kill -STOP` would; deadlock: two threads each wait for
-  the lock the other holds, and this one waits for them; block_pipe: a write into a full pipe)
+  it; slow: SLOW seconds' pause, e.g. a writer that falls behind the network; sigstop: the process stops
+  itself, as `kill -STOP` would; deadlock: two threads each wait for the lock the other holds, and this
+  one waits for them; block_pipe: a write into a full pipe)
 - point: where in a frame's life it strikes: engine (before stylizing), written (tmp file
   written), synced (after fsync), renamed (after the rename), after (its result reported, before
   the next frame starts), idle (its chunk's `chunk_end` sent, before the next chunk: the chunk's last
   frame), load (as the worker starts, before it reads its config and loads the engine: frame 0), all
-  in the worker; commit_before and commit_after (around the manifest commit of `done`), in the coordinator
+  in the worker; commit_before and commit_after (around the manifest commit of `done`), in the
+  coordinator. A frame's mode may name its own point: {"frames": {"5": "slow@written", "7": "sigkill"},
+  "point": "engine"}
 - times: strike only on the first N attempts at that frame (counted with files in `state`),
   so `retry-failed` can then succeed; omit for always.
 - pause: a named point (split_decided: split has found no job of that name) where the process waits
@@ -27,6 +30,8 @@ import threading
 import time
 from pathlib import Path
 
+SLOW = 0.5  # seconds
+
 
 def _config() -> dict[str, object] | None:
     raw = os.environ.get("VPIPE_FAULTS")
@@ -36,10 +41,10 @@ def _config() -> dict[str, object] | None:
 def strike(frame: int, point: str) -> None:
     """Misbehave here if the test asked for it."""
     config = _config()
-    if not config or config.get("point", "engine") != point:
+    if not config:
         return
-    mode = dict(config.get("frames", {})).get(str(frame))  # type: ignore[call-overload]
-    if mode is None:
+    mode, _, at = str(dict(config.get("frames", {})).get(str(frame), "")).partition("@")  # type: ignore[call-overload]
+    if not mode or (at or config.get("point", "engine")) != point:
         return
     times = config.get("times")
     if times is not None:
@@ -76,6 +81,9 @@ def _misbehave(mode: str, frame: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if mode == "hang":
         time.sleep(3600)
+    if mode == "slow":
+        time.sleep(SLOW)
+        return
     if mode == "oom":
         hog = []
         while True:  # under an address-space limit this ends in MemoryError (or the OOM killer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import storage
-from .errors import JobError, JobLockedError, UsageError
+from .errors import DiskFullError, JobError, JobLockedError, UsageError
 from .frames import frame_name, frame_pattern
 from .probe import VideoInfo
 
@@ -225,6 +226,9 @@ class JobLock:
         except BaseException as exc:
             os.close(self._fd)
             self._fd = None
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(f"cannot write the job lock {self.job.lock_path}: no space left on the device; "
+                                    "free some space and run the command again (nothing was changed)") from exc
             if isinstance(exc, OSError):
                 raise JobError(f"cannot write the job lock {self.job.lock_path}: {exc.strerror}") from exc
             raise

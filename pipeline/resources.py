@@ -181,6 +181,16 @@ def plan_workers(cores: int, gpus: int, workers: int | None, threads: int | None
 
 
 MAX_CPU_WORKERS = 4  # each worker holds its own model (and TF runtime, on the TF paths) in memory
+MAX_IO_THREADS = 8  # a frame buffer each; beyond this the disk, not the cores, sets the pace
+GPU_BATCH = 4  # frames per network call on a GPU (a CPU gains nothing from batching: batch 1)
+
+
+def plan_io(cores: int, workers: int, threads: int) -> int:
+    """I/O threads per worker (decode ahead, encode/hash/publish behind): the cores its compute threads
+    leave it. GPU workers (threads 0) leave all their share of the cores; CPU workers, one per core,
+    leave none, and 0 keeps the I/O in the worker's own loop (one frame decoded ahead)."""
+    left = max(1, cores) - workers * threads if threads else max(1, cores)
+    return min(MAX_IO_THREADS, max(0, left) // max(1, workers))
 
 
 def gpu_count() -> int:

@@ -114,7 +114,7 @@ def differences(stored: dict[str, Any], settings: dict[str, Any]) -> str:
 
 def worker_config(job: Job, meta: JobMeta, settings: dict[str, Any]) -> WorkerConfig:
     """What every worker of a run is told, before the run's plan (WorkerConfig.planned adds its threads and budget)."""
-    engine_options = {**settings.get("params", {}), "batch": 1}
+    engine_options = dict(settings.get("params", {}))
     if settings.get("image"):
         engine_options["style_image"] = settings["image"]
     return WorkerConfig(engine=settings["engine"], model=settings["model"], frames_dir=str(job.frames_dir),

@@ -278,8 +278,8 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
         log.close()
         raise
     log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=plan.threads,
-              max_memory=plan.max_memory, executor=options.executor, engine=settings["engine"],
-              style=settings["style"])
+              io_threads=plan.io_threads, batch=plan.batch, max_memory=plan.max_memory, executor=options.executor,
+              engine=settings["engine"], style=settings["style"])
 
     files = job.files(meta, settings)
 

@@ -85,6 +85,14 @@ def start(frame: int) -> Step:
     return Kind.START, {"frame": frame}
 
 
+def styled(frame: int) -> Step:
+    return Kind.STYLED, {"frame": frame}
+
+
+def writing(frame: int) -> Step:
+    return Kind.WRITING, {"frame": frame}
+
+
 def done(frame: int, seconds: float = 0.01) -> Step:
     return Kind.DONE, {"frame": frame, "seconds": seconds, "hash": f"h{frame}", "stats": {}}
 

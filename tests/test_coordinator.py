@@ -20,7 +20,9 @@ from tests.stub_executor import (
     fatal,
     ready,
     start,
+    styled,
     works,
+    writing,
 )
 
 CHUNKS = [[1, 2, 3, 4], [5, 6, 7, 8]]
@@ -172,3 +174,73 @@ def test_the_stub_kills_and_replaces_a_worker_as_an_executor_does() -> None:
     exit_event = executor.next_event(0.01)
     assert exit_event is not None and exit_event.data["pid"] == worker.pid
     assert executor.submit(0, [2]).pid != worker.pid  # a fresh worker after the old one died
+
+
+# ---------------------------------------------------------------- workers with an I/O pool: stages in flight
+
+
+def released(manifest: Manifest, frame: int) -> list[str]:
+    rows = manifest._conn.execute("SELECT message FROM events WHERE idx=? AND event='released'", (frame,))
+    return [str(r[0]) for r in rows]
+
+
+def test_a_death_in_the_network_charges_it_and_the_frames_queued_for_writing_spend_nothing(
+        manifest: Manifest) -> None:
+    def script(slot: int, pid: int, frames: list[int]) -> list[Step]:
+        if pid == 1:  # 1 written; 2 and 3 out of the network, queued for writing; dies with 4 in it
+            return [ready(), start(1), styled(1), writing(1), done(1), start(2), styled(2), start(3), styled(3),
+                    start(4), died(-signal.SIGSEGV)]
+        return works(frames)
+
+    executor = StubExecutor(1, script)
+    run(manifest, executor, Limits(max_attempts=2))
+    assert manifest.frames(Status.DONE) == list(range(1, 9))
+    assert [manifest.record(i).attempts for i in range(1, 9)] == [0, 0, 0, 1, 0, 0, 0, 0]
+    assert ("attempt_failed", "segfault") in manifest.events(4)
+    assert [len(released(manifest, i)) for i in (2, 3)] == [1, 1]  # back to pending, no attempt spent
+    assert "queued" in released(manifest, 2)[0]
+    assert executor.submitted[1] == (0, 2, [2, 3])
+
+
+def test_a_death_with_nothing_in_the_network_charges_the_frame_being_written(manifest: Manifest) -> None:
+    def script(slot: int, pid: int, frames: list[int]) -> list[Step]:
+        if pid == 1:  # 3 was the chunk's last into the network; it dies writing 2 with 3 queued
+            return [ready(), start(1), styled(1), writing(1), done(1), start(2), styled(2), writing(2),
+                    start(3), styled(3), died(-signal.SIGKILL)]
+        return works(frames)
+
+    run(manifest, StubExecutor(1, script), Limits(max_attempts=2))
+    assert [manifest.record(i).attempts for i in range(1, 9)] == [0, 1, 0, 0, 0, 0, 0, 0]
+    assert ("attempt_failed", "killed") in manifest.events(2)
+
+
+def test_a_death_with_several_frames_in_flight_retries_each_alone_and_charges_the_one_that_dies_alone(
+        manifest: Manifest) -> None:
+    def script(slot: int, pid: int, frames: list[int]) -> list[Step]:
+        if 6 in frames:  # frame 6 kills its worker, alone or not: in the network with 5 being written
+            steps = [ready()]
+            for frame in frames:
+                if frame == 6:
+                    return [*steps, start(6), died(-signal.SIGSEGV)]
+                steps += [start(frame), styled(frame), writing(frame)]
+            return steps
+        return works(frames)
+
+    executor = StubExecutor(1, script)
+    outcome = run(manifest, executor, Limits(max_attempts=2))
+    assert manifest.frames(Status.FAILED) == [6]
+    assert [manifest.record(i).attempts for i in range(1, 9)] == [0, 0, 0, 0, 0, 2, 0, 0]
+    assert "retried alone" in released(manifest, 5)[0] and "retried alone" in released(manifest, 6)[0]
+    assert "queued" in released(manifest, 7)[0]
+    assert (outcome.done, outcome.failed, outcome.attempts_failed) == (7, 1, 2)
+    # 7-8 go on at once; 5 and 6 each alone, where 6's deaths are its own
+    assert [frames for _, _, frames in executor.submitted[2:]] == [[7, 8], [5], [6], [6]]
+
+
+def test_a_worker_that_keeps_dying_between_frames_cannot_requeue_them_forever(manifest: Manifest) -> None:
+    def script(slot: int, pid: int, frames: list[int]) -> list[Step]:
+        return [ready(), died(-signal.SIGKILL)]  # every worker dies before its first frame
+
+    outcome = run(manifest, StubExecutor(1, script), Limits(max_attempts=2))
+    assert manifest.frames(Status.FAILED) == list(range(1, 9))  # each alone, then charged: the run ends
+    assert (outcome.failed, outcome.attempts_failed) == (8, 16)

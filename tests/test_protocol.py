@@ -26,6 +26,8 @@ from pipeline.resources import DEFAULT_CAP, DEFAULT_FLOOR, GiB
 PAYLOADS: dict[Kind, dict[str, object]] = {
     Kind.READY: {"pid": 4321},
     Kind.START: {"frame": 7},
+    Kind.STYLED: {"frame": 7},
+    Kind.WRITING: {"frame": 7},
     Kind.DONE: {"frame": 7, "seconds": 0.25, "hash": "ab12", "stats": {"previous": "done", "tiles": 4}},
     Kind.FAILED: {"frame": 7, "kind": ErrorKind.OUT_OF_MEMORY, "message": "out of memory"},
     Kind.CHUNK_END: {},
@@ -90,6 +92,8 @@ def test_the_plan_makes_a_new_config_and_leaves_the_old_one_as_it_was() -> None:
     assert (after.threads, after.max_memory) == (3, GiB)
     assert after.engine_options() == {"batch": 1, "precision": "fp16", "style_image": "/s/starry.jpg",
                                       "threads": 3, "max_memory": GiB}
+    batched = before.planned(Plan(workers=1, threads=0, max_memory=GiB, gpus=1, io_threads=8, batch=4))
+    assert (batched.io_threads, batched.engine_options()["batch"]) == (8, 4)
     assert "threads" not in after.options  # the engine's own options stay as given
     with pytest.raises(FrozenInstanceError):
         after.threads = 1  # type: ignore[misc]
@@ -116,7 +120,10 @@ def test_describe_exit(returncode: int, kind: ErrorKind, words: str) -> None:
     (2, 0, {}, Plan(2, 1, 8 * GiB)),  # 16 GiB each would pass the cap
     (8, 0, {"workers": 2}, Plan(2, 4, 8 * GiB)),
     (8, 0, {"threads": 4}, Plan(2, 4, 8 * GiB)),
-    (8, 2, {}, Plan(2, 0, 8 * GiB, gpus=2)),  # one worker per GPU, the engine's own threads
+    # one worker per GPU, the engine's own threads; the cores left for frame I/O, frames batched
+    (8, 2, {}, Plan(2, 0, 8 * GiB, gpus=2, io_threads=4, batch=4)),
+    (2, 0, {"workers": 1, "threads": 1}, Plan(1, 1, 8 * GiB, io_threads=1)),  # one core left for I/O
+    (2, 1, {"io_threads": 0, "batch": 1}, Plan(1, 0, 8 * GiB, gpus=1)),  # VPIPE_IO_THREADS, VPIPE_BATCH
     (8, 0, {"max_memory": 3 * GiB}, Plan(4, 2, 3 * GiB)),  # --max-memory as given
 ])
 def test_the_plan(cores: int, gpus: int, asked: dict[str, int], expected: Plan) -> None:

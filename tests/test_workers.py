@@ -145,7 +145,7 @@ def test_prefetch_reads_ahead_in_order_and_raises_in_the_callers_frame() -> None
 
     import numpy as np
 
-    from pipeline.worker import Prefetch
+    from pipeline.worker import IOPool, Prefetch
 
     seen: list[int] = []
     lock = threading.Lock()
@@ -157,7 +157,7 @@ def test_prefetch_reads_ahead_in_order_and_raises_in_the_callers_frame() -> None
             raise ValueError("000003.png does not decode as an image")
         return np.full((2, 2, 3), index, np.uint8)
 
-    source = Prefetch(read, [1, 2, 3, 4, 5], ahead=2)
+    source = Prefetch(read, [1, 2, 3, 4, 5], IOPool(1), ahead=2)
     try:
         assert source.get(1)[0, 0, 0] == 1
         assert source.get(2)[0, 0, 0] == 2

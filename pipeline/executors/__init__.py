@@ -48,9 +48,24 @@ def create(where: Placement, config: WorkerConfig, env: dict[str, str], logs: Pa
     if where.device == "gpu" and not gpus:
         raise UsageError("--device gpu: no GPU is visible (nvidia-smi finds none)")
     run_plan = plan(len(os.sched_getaffinity(0)), gpus, resources.available_memory(), where.workers, where.threads,
-                    where.max_memory)
+                    where.max_memory, *io_tuning())
     env = {**env, "CUDA_VISIBLE_DEVICES": "-1"} if not gpus else env
     return LocalExecutor(config.planned(run_plan), run_plan, env, logs)
+
+
+IO_THREADS_ENV = "VPIPE_IO_THREADS"  # frame I/O threads per worker (0: off); default resources.plan_io
+BATCH_ENV = "VPIPE_BATCH"  # frames per network call; default resources.GPU_BATCH on GPUs, else 1
+
+
+def io_tuning() -> tuple[int | None, int | None]:
+    """(I/O threads, batch) as VPIPE_IO_THREADS and VPIPE_BATCH set them (None: the plan decides)."""
+    found: list[int | None] = []
+    for name, least in ((IO_THREADS_ENV, 0), (BATCH_ENV, 1)):
+        text = os.environ.get(name, "").strip()
+        if text and (not text.isdigit() or int(text) < least):
+            raise UsageError(f"{name}={text!r} is not a whole number >= {least}")
+        found.append(int(text) if text else None)
+    return found[0], found[1]
 
 
 def _ray(where: Placement, config: WorkerConfig, env: dict[str, str], logs: Path, job_root: Path) -> RayExecutor:
@@ -61,7 +76,7 @@ def _ray(where: Placement, config: WorkerConfig, env: dict[str, str], logs: Path
         workers, gpus = ray_executor.placement(cluster, where.device, where.workers, where.gpus_per_worker)
         # the coordinator cannot see the nodes' cores or memory: planned with this machine's
         run_plan = plan(len(os.sched_getaffinity(0)), gpus, resources.available_memory(), workers, where.threads,
-                        where.max_memory)
+                        where.max_memory, *io_tuning())
         return ray_executor.RayExecutor(config.planned(run_plan), run_plan, env, logs, job_root, cluster)
     except BaseException:
         if cluster.started:

@@ -1,9 +1,11 @@
 """What a coordinator and its workers say to each other, in one place.
 
 The wire is JSON lines. stdin of a worker: one config line (a WorkerConfig), then one line per chunk
-{"frames": [...]}. stdout of a worker: {"event": kind, ...} lines. The worker, the local executor and
-the Ray node all read and write them through the encode/decode pairs here, and the coordinator sees
-only Events; `exit`, `retired` and `refused` are made by the executors themselves, never by a worker.
+{"frames": [...]}. stdout of a worker: {"event": kind, ...} lines; a frame goes start -> styled ->
+writing -> done (or failed at any step), so the coordinator knows which frames a dead worker had in
+its network, which it was writing and which merely waited (worker.py). The worker, the local executor
+and the Ray node all read and write them through the encode/decode pairs here, and the coordinator
+sees only Events; `exit`, `retired` and `refused` are made by the executors themselves, never by a worker.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ if TYPE_CHECKING:
 
 class Kind(StrEnum):
     READY = "ready"  # the engine loaded; {pid}
-    START = "start"  # {frame}: the worker began this frame
-    DONE = "done"  # {frame, seconds, hash, stats}: the styled file is published
+    START = "start"  # {frame}: the frame goes into the network (one event per frame of a batch)
+    STYLED = "styled"  # {frame}: out of the network, queued for writing
+    WRITING = "writing"  # {frame}: a writer encodes and publishes it
+    DONE = "done"  # {frame, seconds, hash, stats}: the styled file is published (durable)
     FAILED = "failed"  # {frame, kind (an ErrorKind), message}: this frame only, the worker goes on
     CHUNK_END = "chunk_end"  # the worker is through its chunk and waits for the next
     FATAL = "fatal"  # {message}: the engine could not be loaded; the worker exits
@@ -89,14 +93,17 @@ class WorkerConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the engine's parameters, batch, style_image
     threads: int = 0  # compute threads; 0: the engine's default
     max_memory: int | None = None  # the worker's memory budget in bytes; None: none
+    io_threads: int = 0  # frame I/O threads (decode ahead, write behind); 0: I/O in the worker's own loop
+    batch: int = 1  # frames per network call (1 in video mode and for guided engines, whatever this says)
 
     def planned(self, plan: Plan) -> WorkerConfig:
-        """This config with the run's plan: its threads and memory budget per worker."""
-        return replace(self, threads=plan.threads, max_memory=plan.max_memory)
+        """This config with the run's plan: its threads, memory budget, I/O threads and batch per worker."""
+        return replace(self, threads=plan.threads, max_memory=plan.max_memory, io_threads=plan.io_threads,
+                       batch=plan.batch)
 
     def engine_options(self) -> dict[str, Any]:
-        """What `engines.load` gets: the engine's options with the threads and the budget."""
-        return {**self.options, "threads": self.threads, "max_memory": self.max_memory}
+        """What `engines.load` gets: the engine's options with the threads, the budget and the batch."""
+        return {**self.options, "threads": self.threads, "max_memory": self.max_memory, "batch": self.batch}
 
 
 # ---------------------------------------------------------------- the codec (one JSON object per line)
