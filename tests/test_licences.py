@@ -50,8 +50,9 @@ def test_styles_show_their_licence(vpipe: Callable[..., Result]) -> None:
 
 
 def test_a_trained_style_says_whose_it_is() -> None:
-    text = _style_toml(Path("my painting's.jpg"), "squeezenet", Plan())
-    assert "my painting's.jpg" in tomllib.loads(text)["licence"]
+    for teacher in ("arbitrary", "none"):
+        config = tomllib.loads(_style_toml(Path("my painting's.jpg"), "squeezenet", Plan(), teacher))
+        assert "my painting's.jpg" in config["licence"] and config["training"]["teacher"] == teacher
 
 
 def test_commands_are_quiet_about_tensorflow(tmp_path: Path) -> None:
