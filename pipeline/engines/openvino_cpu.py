@@ -4,7 +4,7 @@ OpenVINO reads a .tflite file itself; each new input shape compiles the model fo
 shapes measured 10-15% faster than one dynamic compile), and compiled models are kept in the user
 cache (OpenVINO's CACHE_DIR), so a later worker imports them instead of compiling.
 - `available`: whether the package is installed
-- `Runner`: one single-input, single-output net in fp32 or bf16
+- `Runner`: one net in fp32 or bf16: a single input of any shape, or named inputs of the model's shapes
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _core(cache: Path | None) -> Any:
 
 
 class Runner:
-    """One net; a new input shape (frame size or batch) compiles it for that shape."""
+    """One single-output net; a new input shape (frame size or batch) compiles it for that shape."""
 
     def __init__(self, model: Path, threads: int = 0, precision: str = "fp32", cache: Path | None = None) -> None:
         self._core = _core(cache)
@@ -71,4 +71,15 @@ class Runner:
             self._request = self._core.compile_model(self._model, "CPU", self.config).create_infer_request()
             self._shape = batch.shape
         result: np.ndarray = np.array(self._request.infer({0: batch})[0])  # a copy: the next call reuses its buffer
+        return result
+
+    def inputs(self) -> dict[str, tuple[int, ...]]:
+        """The model's inputs by name, with their shapes (a model with fixed shapes)."""
+        return {port.get_any_name(): tuple(port.get_partial_shape().to_shape()) for port in self._model.inputs}
+
+    def named(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """One pass with the inputs given by name, at the model's own shapes."""
+        if self._request is None:
+            self._request = self._core.compile_model(self._model, "CPU", self.config).create_infer_request()
+        result: np.ndarray = np.array(self._request.infer(arrays)[0])
         return result
