@@ -109,6 +109,7 @@ def test_choose_picks_the_backend_for_each_cpu_kind(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(fast.openvino_cpu, "available", lambda: True)
     assert fast.choose("auto", False, AVX2) == ("fp32", "xnnpack")
     assert fast.choose("auto", False, frozenset()) == ("fp32", "xnnpack")
+    assert fast.choose("auto", False, frozenset({"asimd", "bf16"})) == ("fp32", "xnnpack")  # an ARM CPU
     assert fast.choose("auto", False, AVX512_BF16) == ("fp32", "openvino")  # its bf16 is slower without AMX
     assert fast.choose("auto", False, AMX) == ("bf16", "openvino")
     assert fast.choose("bf16", False, AVX512_BF16) == ("bf16", "openvino")

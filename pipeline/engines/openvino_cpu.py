@@ -3,7 +3,7 @@
 OpenVINO reads a .tflite file itself; each new input shape compiles the model for that shape (static
 shapes measured 10-15% faster than one dynamic compile), and compiled models are kept in the user
 cache (OpenVINO's CACHE_DIR), so a later worker imports them instead of compiling.
-- `available`: whether the package is installed
+- `preferred`: whether to run on it on this CPU (vpipe's engines ask this, one rule for all)
 - `Runner`: one net in fp32 or bf16: a single input of any shape, or named inputs of the model's shapes
 """
 
@@ -21,8 +21,18 @@ from pipeline.errors import ModelError
 HINTS = {"fp32": "f32", "bf16": "bf16"}  # INFERENCE_PRECISION_HINT; its f16 measured garbage here (PSNR 11 dB)
 
 
+# x86 CPUs with native bf16 (Sapphire Rapids and later, Cooper Lake): where OpenVINO measured fastest,
+# in fp32 as well (README "Speed"); on AVX2-only CPUs LiteRT/XNNPACK measured faster than the others and stays
+FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
 def available() -> bool:
     return importlib.util.find_spec("openvino") is not None
+
+
+def preferred(flags: frozenset[str]) -> bool:
+    """Whether vpipe's nets run on OpenVINO on a CPU with these /proc/cpuinfo flags."""
+    return bool(flags & FLAGS) and available()
 
 
 def cache_dir() -> Path:

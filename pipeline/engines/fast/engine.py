@@ -169,7 +169,7 @@ def backend_for(gpu: bool, flags: frozenset[str]) -> str:
     onnxruntime, OpenVINO not measured faster there)."""
     if gpu:
         return "tf"
-    return "openvino" if flags & precisions.BF16_FLAGS and openvino_cpu.available() else "xnnpack"
+    return "openvino" if openvino_cpu.preferred(flags) else "xnnpack"
 
 
 def choose(asked: str, gpu: bool, flags: frozenset[str]) -> tuple[str, str]:
