@@ -26,10 +26,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 Net = Callable[[np.ndarray], np.ndarray]
-NAMES = ("vpipe auto", "vpipe fp32 (TF graph)", "vpipe bf16 (TF graph)", "plain TF2 fp32 (network.transform)",
-         "onnxruntime (tf2onnx)", "onnxruntime (direct ONNX)", "OpenCV DNN (direct ONNX)")
+NAMES = ("vpipe auto", "vpipe fp32 (OpenVINO)", "vpipe bf16 (OpenVINO)", "vpipe fp32 (XNNPACK)", "vpipe fp32 (TF graph)",
+         "vpipe bf16 (TF graph)", "plain TF2 fp32 (network.transform)", "OpenVINO bare fp32 (direct ONNX)",
+         "OpenVINO bare bf16 (direct ONNX)", "onnxruntime (tf2onnx)", "onnxruntime (direct ONNX)", "OpenCV DNN (direct ONNX)")
 NEEDS = {"onnxruntime (tf2onnx)": ("onnxruntime", "tf2onnx", "onnx"), "onnxruntime (direct ONNX)": ("onnxruntime", "onnx"),
-         "OpenCV DNN (direct ONNX)": ("onnx",)}
+         "OpenCV DNN (direct ONNX)": ("onnx",), "OpenVINO bare fp32 (direct ONNX)": ("openvino", "onnx"),
+         "OpenVINO bare bf16 (direct ONNX)": ("openvino", "onnx"), "vpipe fp32 (OpenVINO)": ("openvino",),
+         "vpipe bf16 (OpenVINO)": ("openvino",)}
 
 
 def _tf(threads: int) -> None:
@@ -52,6 +55,20 @@ def _ort(model: bytes, threads: int) -> Net:
     return lambda a: session.run(None, {name: a})[0][0]
 
 
+def _openvino(model: bytes, hint: str, threads: int) -> Net:
+    import tempfile
+
+    import openvino as ov
+
+    with tempfile.NamedTemporaryFile(suffix=".onnx") as f:  # read_model takes a file for ONNX
+        f.write(model)
+        f.flush()
+        read = ov.Core().read_model(f.name)
+    request = ov.Core().compile_model(read, "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads,
+                                                     "PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    return lambda a: np.transpose(request.infer({0: a.transpose(0, 3, 1, 2).copy()})[0][0], (1, 2, 0))
+
+
 def build(name: str, model: Path, x: np.ndarray, threads: int) -> Net:
     import fast_onnx
 
@@ -68,8 +85,10 @@ def build(name: str, model: Path, x: np.ndarray, threads: int) -> Net:
         print(f"vpipe auto = {chosen} ({backend})", file=sys.stderr, flush=True)
         return lambda a: np.asarray(engine._run(a))[0]
     if name.startswith("vpipe"):
-        _tf(threads)
-        engine = fast.FastEngine(model, precision="bf16" if "bf16" in name else "fp32")
+        backend = {"OpenVINO": "openvino", "XNNPACK": "xnnpack"}.get(name.split("(")[1].rstrip(")"), "tf")
+        if backend == "tf":
+            _tf(threads)
+        engine = fast.FastEngine(model, precision="bf16" if "bf16" in name else "fp32", backend=backend, threads=threads)
         return lambda a: np.asarray(engine._run(a))[0]
     if name.startswith("plain TF2"):
         _tf(threads)
@@ -84,6 +103,8 @@ def build(name: str, model: Path, x: np.ndarray, threads: int) -> Net:
         _tf(threads)
         return _ort(fast_onnx.tf2onnx_model(arrays, decoder, h, w).SerializeToString(), threads)
     direct = fast_onnx.direct_model(arrays, h, w).SerializeToString()
+    if name.startswith("OpenVINO bare"):  # the network straight from the weights, as OpenVINO's own user would run it
+        return _openvino(direct, "bf16" if "bf16" in name else "f32", threads)
     if name == "onnxruntime (direct ONNX)":
         return _ort(direct, threads)
     import cv2

@@ -33,4 +33,13 @@ def doctor() -> list[tuple[str, str]]:
     rows.append(("model search path", " then ".join(str(p) for p in lookup.search_path())))
     rows.append(("styles", f"{styles.styles_dir()} ({', '.join(styles.available()) or 'none'})"))
     rows.append(("cpu cores", str(os.cpu_count())))
+    from .engines.fast import engine as fast
+
+    flags = fast.precisions.cpu_flags()
+    try:
+        chosen, backend = fast.choose("auto", False, flags)
+        rows.append(("fast on a CPU", f"{chosen} on {backend} (native bf16: "
+                     f"{', '.join(sorted(flags & fast.precisions.BF16_FLAGS)) or 'none'}; {fast.BACKEND_ENV} forces one)"))
+    except VpipeError as exc:
+        rows.append(("fast on a CPU", f"BAD: {exc}"))
     return rows

@@ -169,3 +169,16 @@ def test_bad_options(tmp_path: Path, magenta: Path, painting: np.ndarray) -> Non
     bad.write_bytes(b"\xff\xd8 not a jpeg")
     with pytest.raises(ModelError, match="not a readable image"):
         arbitrary.load(magenta, {"style_image": str(bad)})
+
+
+@pytest.mark.skipif(not arbitrary.openvino_cpu.available(), reason="the openvino package is not installed")
+def test_the_transfer_net_on_openvino_equals_litert(engine: arbitrary.ArbitraryEngine, photo: np.ndarray) -> None:
+    """On the CPUs where OpenVINO is preferred the transfer net runs on it (faster); its windows equal LiteRT's."""
+    want_backend = "openvino" if arbitrary.openvino_cpu.preferred(arbitrary.cpu_flags()) else "litert"
+    assert engine.transfer.backend == want_backend
+    window = as_float(np.ascontiguousarray(cv2.resize(photo, (arbitrary.TILE, arbitrary.TILE))))[None]
+    lite = arbitrary.Net(engine.transfer.path, 2, "litert")
+    want = lite(content_image=window, mobilenet=engine.style_vector)
+    got = arbitrary.Net(engine.transfer.path, 2, "openvino")(content_image=window, mobilenet=engine.style_vector)
+    assert got.shape == want.shape == (1, arbitrary.TILE, arbitrary.TILE, 3)
+    assert np.abs(got - want).max() < 1 / 255  # within one level of 8-bit output

@@ -65,6 +65,7 @@ def test_doctor_names_ffmpeg_and_model_path(vpipe: Callable[..., Result]) -> Non
     result = vpipe("doctor")
     assert result.exit_code == 0
     assert "ffmpeg" in result.output and "model search path" in result.output and "tensorflow" in result.output
+    assert "fast on a CPU" in result.output and " on " in result.output
 
 
 def test_retry_failed_runs_only_the_failed_frames(tmp_path: Path, vpipe: Callable[..., Result], clip: Path,

@@ -87,7 +87,10 @@ def test_bad_precision_or_backend_is_one_line(slim: Path) -> None:
         resolve("fp8", False, frozenset())
 
 
-def test_auto_precision_follows_the_hardware() -> None:
+def test_auto_precision_follows_the_hardware_and_backend() -> None:
+    assert resolve("auto", False, frozenset({"avx512_bf16"}), "openvino") == "fp32"
+    assert resolve("auto", False, frozenset({"amx_bf16"}), "openvino") == "bf16"
+    assert resolve("auto", False, frozenset({"amx_bf16"}), "xnnpack") == "fp32"
     assert resolve("auto", False, frozenset({"avx2", "fma"})) == "fp32"
     assert resolve("auto", False, frozenset({"avx512f", "avx512_bf16"})) == "bf16"
     assert resolve("auto", False, frozenset({"amx_bf16"})) == "bf16"
@@ -95,13 +98,41 @@ def test_auto_precision_follows_the_hardware() -> None:
     assert resolve("fp32", True, frozenset({"amx_bf16"})) == "fp32"
 
 
-def test_choose_runs_fp32_on_xnnpack_on_a_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+AVX2 = frozenset({"avx", "avx2", "fma"})
+AVX512_BF16 = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16"})
+AMX = AVX512_BF16 | {"amx_tile", "amx_bf16"}
+
+
+def test_choose_picks_the_backend_for_each_cpu_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flags are stated, so both CPU kinds are tested on any machine."""
     monkeypatch.delenv(fast.BACKEND_ENV, raising=False)
+    monkeypatch.setattr(fast.openvino_cpu, "available", lambda: True)
+    assert fast.choose("auto", False, AVX512_BF16) == ("fp32", "xnnpack")  # not picked while openvino_cpu.AUTO is off
+    monkeypatch.setattr(fast.openvino_cpu, "AUTO", True)
+    assert fast.choose("auto", False, AVX2) == ("fp32", "xnnpack")
     assert fast.choose("auto", False, frozenset()) == ("fp32", "xnnpack")
-    assert fast.choose("auto", False, frozenset({"amx_bf16"})) == ("bf16", "tf")
-    assert fast.choose("auto", True, frozenset()) == ("fp16", "tf")
-    monkeypatch.setenv(fast.BACKEND_ENV, "tf")
-    assert fast.choose("fp32", False, frozenset()) == ("fp32", "tf")
+    assert fast.choose("auto", False, frozenset({"asimd", "bf16"})) == ("fp32", "xnnpack")  # an ARM CPU
+    assert fast.choose("auto", False, AVX512_BF16) == ("fp32", "openvino")  # its bf16 is slower without AMX
+    assert fast.choose("auto", False, AMX) == ("bf16", "openvino")
+    assert fast.choose("bf16", False, AVX512_BF16) == ("bf16", "openvino")
+    assert fast.choose("bf16", False, AVX2) == ("bf16", "tf")  # only the TF graph runs it there
+    assert fast.choose("fp16", False, AMX) == ("fp16", "tf")
+    assert fast.choose("auto", True, AMX) == ("fp16", "tf")
+    monkeypatch.setattr(fast.openvino_cpu, "available", lambda: False)  # the package missing: as before it
+    assert fast.choose("auto", False, AVX512_BF16) == ("fp32", "xnnpack")
+
+
+def test_the_backend_env_forces_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fast.openvino_cpu, "available", lambda: True)
+    for backend, flags, want in [("openvino", AVX2, ("fp32", "openvino")), ("xnnpack", AMX, ("fp32", "xnnpack")),
+                                 ("tf", AVX512_BF16, ("bf16", "tf")), ("tf", AVX2, ("fp32", "tf"))]:
+        monkeypatch.setenv(fast.BACKEND_ENV, backend)
+        assert fast.choose("auto", False, flags) == want
+    monkeypatch.setenv(fast.BACKEND_ENV, "xnnpack")
+    assert fast.choose("bf16", False, AMX) == ("bf16", "xnnpack")  # forced: FastEngine refuses it in one line
+    monkeypatch.setenv(fast.BACKEND_ENV, "cuda")
+    with pytest.raises(UsageError, match="VPIPE_FAST_BACKEND='cuda': expected one of tf, xnnpack, openvino"):
+        fast.choose("auto", False, AVX2)
 
 
 def test_cpu_flags_reads_the_flags_line(tmp_path: Path) -> None:

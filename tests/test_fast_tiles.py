@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pipeline import resources, storage, tiles
+from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import padding
 from pipeline.engines.fast import tiles as fast_tiles
 from pipeline.engines.fast.engine import FastEngine
@@ -143,3 +144,14 @@ def test_xnnpack_frames_over_the_budget_run_untiled_on_the_graph_where_that_fits
     roomy = FastEngine(weights, backend="xnnpack", max_memory=resources.resident() + (2 << 30))
     assert np.abs(roomy.stylize([real_frame])[0].astype(int) - out).max() <= 1
     assert (roomy.graph_frames, roomy.tiled_frames) == (0, 0)
+
+
+@pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
+def test_openvino_frames_over_the_budget_run_in_tiles(real_frame: np.ndarray) -> None:
+    """OpenVINO's buffers (500 B/px) are leaner than the TF graph's (600), so a frame over its budget goes to tiles."""
+    weights = assets_or_skip("models/lengstrom_fst/wave")
+    engine = FastEngine(weights, backend="openvino", max_memory=resources.resident() + (40 << 20))
+    out = engine.stylize([real_frame])[0]
+    assert (engine.graph_frames, engine.tiled_frames) == (0, 1) and out.shape == real_frame.shape
+    roomy = FastEngine(weights, backend="openvino", max_memory=resources.resident() + (2 << 30))
+    assert psnr(roomy.stylize([real_frame])[0], out) > 50 and (roomy.graph_frames, roomy.tiled_frames) == (0, 0)

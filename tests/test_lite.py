@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.engines import litert
+from pipeline.engines import litert, openvino_cpu
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import padding, weights, xnnpack
 from tests.helpers import ROOT, frame, write_model
@@ -78,10 +78,10 @@ def test_an_unwritable_cache_costs_only_time(slim: Path, tmp_path: Path, capsys:
 
 
 AVX2 = frozenset({"avx", "avx2", "fma"})  # auto picks fp32 on XNNPACK here
-AVX512_BF16 = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16"})  # auto picks bf16 on the TF graph
+AVX512_BF16 = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16"})  # OpenVINO fp32 with openvino_cpu.AUTO on
 
 
-def worker_runs(slim: Path, tmp_path: Path, flags: frozenset[str]) -> list[dict[str, object]]:
+def worker_runs(slim: Path, tmp_path: Path, flags: frozenset[str], backend: str = "") -> list[dict[str, object]]:
     """Two fresh worker processes loading the fast engine as workers do (auto precision), on a CPU with
     these flags whatever this machine has; what each ran and whether it imported TensorFlow."""
     script = (
@@ -96,6 +96,8 @@ def worker_runs(slim: Path, tmp_path: Path, flags: frozenset[str]) -> list[dict[
     )
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path), "CUDA_VISIBLE_DEVICES": "-1", "PYTHONPATH": str(ROOT)}
     env.pop(fast.BACKEND_ENV, None)
+    if backend:
+        env[fast.BACKEND_ENV] = backend
     return [json.loads(subprocess.run([sys.executable, "-c", script, str(slim), json.dumps(sorted(flags))], env=env,
                                       check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
             for _ in range(2)]
@@ -112,8 +114,12 @@ def test_a_cpu_worker_with_the_net_cached_never_imports_tensorflow(slim: Path, t
     assert len(list((tmp_path / "vpipe" / "tflite").glob("fast-*.tflite"))) == 1
 
 
-def test_on_an_avx512_bf16_cpu_auto_runs_bf16_on_the_graph_and_caches_no_tflite(slim: Path, tmp_path: Path) -> None:
-    """The other CPU the machines may have: auto picks bf16, which only the TensorFlow graph runs."""
-    runs = worker_runs(slim, tmp_path, AVX512_BF16)
-    assert runs == [{"backend": "tf", "precision": "bf16", "shape": [40, 56, 3], "tf": True}] * 2
-    assert not list((tmp_path / "vpipe" / "tflite").glob("fast-*.tflite"))
+@pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
+def test_on_an_avx512_bf16_cpu_openvino_workers_never_import_tensorflow(slim: Path, tmp_path: Path) -> None:
+    """The other CPU the machines may have, on OpenVINO (forced while openvino_cpu.AUTO is off), which
+    reads the same cached net."""
+    runs = worker_runs(slim, tmp_path, AVX512_BF16, "openvino")
+    assert runs[0] == {"backend": "openvino", "precision": "fp32", "shape": [40, 56, 3], "tf": True}  # converted
+    assert runs[1] == {"backend": "openvino", "precision": "fp32", "shape": [40, 56, 3], "tf": False}  # cached
+    assert len(list((tmp_path / "vpipe" / "tflite").glob("fast-*.tflite"))) == 1
+    assert list((tmp_path / "vpipe" / "openvino").iterdir())

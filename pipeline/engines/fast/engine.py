@@ -1,8 +1,8 @@
 """Johnson/Engstrom feed-forward style transfer (lengstrom/fast-style-transfer): the engine.
 
 Weights are read and checked by `weights`; the network itself is `network` (TensorFlow); on a CPU it
-runs converted, through `xnnpack` (LiteRT), and this module imports no TensorFlow. Frames over the
-memory budget take a leaner path: the TF graph untiled, or `tiles`.
+runs converted (`xnnpack`), on OpenVINO or LiteRT, and this module imports no TensorFlow. Frames over
+the memory budget take a leaner path: the TF graph untiled, or `tiles`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import resources
+from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import precision as precisions
 from pipeline.engines.fast import variant, weights, xnnpack
 from pipeline.engines.fast.padding import MARGIN, pad_to_multiple
@@ -35,7 +36,8 @@ class FastEngine:
     """One style's transform net; weights are loaded once, then every frame size shares one network.
 
     backend "tf": one TF graph (any precision, CPU or GPU); "xnnpack": the net converted once and cached,
-    on LiteRT's XNNPACK kernels (fp32, CPU; the fastest CPU path measured here, see README "Speed").
+    on LiteRT's XNNPACK kernels (fp32, CPU); "openvino": the same converted net on OpenVINO's CPU plugin
+    (fp32 or bf16). Which is fastest where: `choose`, and README "Speed".
     """
 
     name = "fast"
@@ -44,8 +46,9 @@ class FastEngine:
                  threads: int = 0, max_memory: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if precision not in precisions.FORMATS or backend not in BACKENDS or (backend == "xnnpack" and precision != "fp32"):
-            raise UsageError(f"fast engine: backend {backend!r} with {precision} (backends: tf, or xnnpack for fp32)")
+        if precision not in SUPPORTS.get(backend, ()):
+            raise UsageError(f"fast engine: backend {backend!r} with {precision} (backends: tf, xnnpack for fp32, "
+                             "openvino for fp32 or bf16)")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.precision, self.backend, self.threads = precision, backend, threads
@@ -55,8 +58,9 @@ class FastEngine:
         self.spec = variant.load(self.model_dir, arrays)
         self._arrays = arrays
         self.blocks = weights.blocks_of(len(arrays) // 3)
-        if backend == "xnnpack":
-            self._run: Any = xnnpack.fast_runner(arrays, self.decoder, threads, spec=self.spec)
+        if backend != "tf":
+            self._run: Any = xnnpack.fast_runner(arrays, self.decoder, threads, spec=self.spec, backend=backend,
+                                                 precision=precision)
         else:
             self._run = self._graph_in(precision)
 
@@ -88,7 +92,7 @@ class FastEngine:
 
     @functools.cached_property
     def _graph(self) -> Any:
-        """The fp32 TF graph for XNNPACK frames whose buffers would not fit the budget."""
+        """The fp32 TF graph for converted-net frames whose buffers would not fit the budget."""
         return self._graph_in("fp32")
 
     def _graph_in(self, precision: str) -> Any:
@@ -122,20 +126,20 @@ class FastEngine:
 
     def _over_budget(self, frame: np.ndarray) -> np.ndarray | None:
         """A frame whose buffers on this engine's path would not fit the memory budget, through a leaner
-        path: untiled on the TF graph where only XNNPACK's arena is too large (600 against 1130 bytes
-        per pixel), else in tiles (`tiles`). None when the frame fits as it is."""
+        path: untiled on the TF graph where only the converted net's buffers are too large (600 bytes per
+        pixel against XNNPACK's 1130), else in tiles (`tiles`). None when the frame fits as it is."""
         if self.max_memory is None:
             return None
         from pipeline.engines.fast import tiles
 
         (h, w), rates = frame.shape[:2], BYTES_PER_PIXEL
         pixels, room = tiles.padded_pixels(h, w), resources.headroom(self.max_memory)
-        if pixels * rates["fast_xnnpack" if self.backend == "xnnpack" else "fast"] <= room:
+        if pixels * rates[RATES[self.backend]] <= room:
             return None
         room -= 0 if "tensorflow" in sys.modules else resources.TF_RESIDENT  # both leaner paths need it
         budget = resources.human(self.max_memory)
-        if self.backend == "xnnpack" and pixels * rates["fast"] <= room:
-            print(f"frame {w}x{h}: on the TF graph, untiled (XNNPACK's buffers would not fit the memory "
+        if self.backend != "tf" and pixels * rates["fast"] <= room:
+            print(f"frame {w}x{h}: on the TF graph, untiled ({self.backend}'s buffers would not fit the memory "
                   f"budget {budget})", file=sys.stderr, flush=True)
             self.graph_frames += 1
             return _whole(self._graph, [frame])[0]
@@ -153,14 +157,31 @@ def _whole(run: Any, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(r[MARGIN : MARGIN + h, MARGIN : MARGIN + w]) for r in result]
 
 
-BACKENDS = ("tf", "xnnpack")
-BACKEND_ENV = "VPIPE_FAST_BACKEND"  # tf or xnnpack: overrides the choice below (benchmarks, debugging)
+SUPPORTS = {"tf": precisions.FORMATS, "xnnpack": ("fp32",), "openvino": ("fp32", "bf16")}
+BACKENDS = tuple(SUPPORTS)
+RATES = {"tf": "fast", "xnnpack": "fast_xnnpack", "openvino": "fast_openvino"}  # spec.BYTES_PER_PIXEL
+BACKEND_ENV = "VPIPE_FAST_BACKEND"  # openvino, xnnpack or tf: overrides the choice below
+
+
+def backend_for(gpu: bool, flags: frozenset[str]) -> str:
+    """The fastest backend measured on such a machine: the TF graph on a GPU; OpenVINO on x86 CPUs with
+    native bf16 (AVX-512 BF16 or AMX; 1.4x XNNPACK here, in fp32), XNNPACK on the others (AVX2: 1.3x
+    onnxruntime, OpenVINO not measured faster there)."""
+    if gpu:
+        return "tf"
+    return "openvino" if openvino_cpu.preferred(flags) else "xnnpack"
 
 
 def choose(asked: str, gpu: bool, flags: frozenset[str]) -> tuple[str, str]:
-    """(precision, backend) for this machine: XNNPACK for fp32 on a CPU, the TF graph otherwise."""
-    chosen = precisions.resolve(asked, gpu, flags)
-    backend = os.environ.get(BACKEND_ENV) or ("xnnpack" if chosen == "fp32" and not gpu else "tf")
+    """(precision, backend) for this machine, or as VPIPE_FAST_BACKEND forces; a precision the chosen
+    backend does not run moves to the TF graph, unless the backend was forced (then FastEngine refuses)."""
+    forced = os.environ.get(BACKEND_ENV, "")
+    if forced and forced not in SUPPORTS:
+        raise UsageError(f"{BACKEND_ENV}={forced!r}: expected one of {', '.join(BACKENDS)}")
+    backend = forced or backend_for(gpu, flags)
+    chosen = precisions.resolve(asked, gpu, flags, backend)
+    if not forced and chosen not in SUPPORTS[backend]:
+        backend = "tf"
     return chosen, backend
 
 

@@ -14,6 +14,7 @@ from pipeline.engines.spec import EngineSpec, MemoryModel, Option, VideoMode
 BYTES_PER_PIXEL = {
     "fast": 600,  # the Johnson net, untiled, TF graph (32-channel full-resolution activations, TF's scratch)
     "fast_xnnpack": 1130,  # the same through TF Lite/XNNPACK (its arena keeps more full-resolution tensors)
+    "fast_openvino": 500,  # the same on OpenVINO (peak over loaded: 300 B/px + 80 MiB in fp32, 503 B/px bf16 at 720p)
     "fast_tiled": 90,  # the same in tiles: three whole-frame quarter-resolution maps, the output sums
 }
 TILED_OVERHEAD = 48 << 20  # fast in tiles: compiled chains, per-tile copies

@@ -1,20 +1,24 @@
-"""The fast engine's XNNPACK backend: its inference net (`network.network`) converted to TF Lite and run
-by LiteRT. Converting needs TensorFlow and takes seconds, so it is done once per weights, decoder and
-`network` source, and kept in the user cache: a worker that finds it there starts without importing
-TensorFlow.
+"""The fast engine's converted net: its inference net (`network.network`) as TF Lite, run by LiteRT's
+XNNPACK kernels ("xnnpack") or by OpenVINO's CPU plugin, which reads the same file ("openvino").
+Converting needs TensorFlow and takes seconds, so it is done once per weights, decoder and `network`
+source, and kept in the user cache: a worker that finds it there starts without importing TensorFlow.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from pipeline import storage
+from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import variant
 from pipeline.engines.litert import Runner, cache_dir
 from pipeline.errors import ModelError
@@ -49,19 +53,33 @@ def convert_fast(arrays: Sequence[np.ndarray], decoder: str, spec: variant.Spec 
 
 
 def fast_runner(arrays: Sequence[np.ndarray], decoder: str, threads: int = 0, cache: Path | None = None,
-                spec: variant.Spec | None = None) -> Runner:
-    """The fast net from the cache; else (not there, or unusable) converted now and cached with
-    `storage.publish`, so a crash never leaves a partial file. An unwritable cache costs only time."""
+                spec: variant.Spec | None = None, backend: str = "xnnpack", precision: str = "fp32") -> Any:
+    """The fast net from the cache, on LiteRT or (backend "openvino", fp32 or bf16) OpenVINO; else (not
+    there, or unusable) converted now and cached with `storage.publish`, so a crash never leaves a
+    partial file. An unwritable cache costs only time."""
+
+    def open_(model: Path) -> Any:
+        if backend == "openvino":
+            return openvino_cpu.Runner(model, threads, precision)
+        return Runner(model, threads)
+
     path = (cache or cache_dir()) / f"fast-{fast_key(arrays, decoder, spec)}.tflite"
     try:
-        return Runner(path.read_bytes(), threads)
+        return open_(path)
     except (OSError, ModelError):
         pass
     blob = convert_fast(arrays, decoder, spec)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         storage.publish(path, blob)
+        return open_(path)
     except OSError as exc:
         print(f"fast engine: not caching the converted net in {path.parent} ({exc.strerror or exc})",
               file=sys.stderr, flush=True)
-    return Runner(blob, threads)
+    handle, name = tempfile.mkstemp(suffix=".tflite")  # both runtimes read a file: ours, gone once read
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(blob)
+        return open_(Path(name))
+    finally:
+        os.unlink(name)
