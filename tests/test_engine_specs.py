@@ -178,8 +178,9 @@ def test_style_toml_params_are_checked_against_the_spec(tmp_path: Path, vpipe: C
     styles_dir = tmp_path / "styles"
     for name, params in (("bad_key", "colours = 3"), ("bad_value", "levels = 1"), ("good", "levels = 2")):
         (styles_dir / name).mkdir(parents=True)
+        (styles_dir / name / "model.bin").write_bytes(job.read_bytes())  # style.toml paths stay in the folder
         (styles_dir / name / "style.toml").write_text(
-            f'engine = "posterize"\nmodel = "{job}"\n\n[params]\n{params}\n')
+            f'engine = "posterize"\nmodel = "model.bin"\n\n[params]\n{params}\n')
     monkeypatch.setenv("VPIPE_STYLES_DIR", str(styles_dir))
     one_line_error(vpipe("stylize", "--style", "bad_key"), 2, "--colours: not an option of the posterize engine")
     one_line_error(vpipe("stylize", "--style", "bad_value"), 2, "posterize engine: levels = 1 is out of range (2..256)")
