@@ -243,7 +243,8 @@ class GatysEngine:
             result = self.optimize(content, guide, x0, self.settings.iterations)
             iterations, evaluations = result.iterations, result.evaluations
         else:
-            sizes = pyramid_sizes(*frame.shape[:2], self.settings.pyramid)
+            height, width = frame.shape[:2]
+            sizes = pyramid_sizes(height, width, self.settings.pyramid)
             budget = max(1, (self.settings.first_iterations or 2 * self.settings.iterations) // len(sizes))
             x, iterations, evaluations = resize(x0, *sizes[0]), 0, 0
             for h, w in sizes:
