@@ -77,15 +77,16 @@ def pyramid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]
 
 def match_palette(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """`image` (RGB) with its colours moved to the reference's: the affine map that gives its pixels the
-    reference's mean and covariance (Gatys et al. 2017, "colour control"), float32 in 0..255."""
+    reference's mean and covariance (Gatys et al. 2017, "colour control"), float32 in 0..255. The
+    frame's covariance gets a floor of 10 levels of spread: a near-flat frame (a fade) is not blown up to noise."""
     x = image.reshape(-1, 3).astype(np.float64)
     r = reference.reshape(-1, 3).astype(np.float64)
 
-    def sqrt_cov(pixels: np.ndarray, power: float) -> np.ndarray:
-        values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False) + 1e-3 * np.eye(3))
+    def sqrt_cov(pixels: np.ndarray, power: float, floor: float) -> np.ndarray:
+        values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False) + floor * np.eye(3))
         return (vectors * np.maximum(values, 1e-6) ** power) @ vectors.T
 
-    mapped = (x - x.mean(0)) @ (sqrt_cov(r, 0.5) @ sqrt_cov(x, -0.5)).T + r.mean(0)
+    mapped = (x - x.mean(0)) @ (sqrt_cov(r, 0.5, 1e-3) @ sqrt_cov(x, -0.5, 100.0)).T + r.mean(0)
     return np.clip(mapped, 0, 255).reshape(image.shape).astype(np.float32)
 
 
