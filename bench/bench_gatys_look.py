@@ -65,7 +65,7 @@ def rows_for(painting: Path, iterations: int | None) -> tuple[list[Row], Row]:
     return ([Row("gatys before", gatys.GatysEngine(image, net, before), []),
              Row("gatys after", gatys.GatysEngine(image, net, gatys.Settings(**budget)), []),
              Row("arbitrary", arbitrary, [])],
-            Row("pyramid only", gatys.GatysEngine(image, net, dataclasses.replace(before, pyramid=3)), []))
+            Row("pyramid 3 only", gatys.GatysEngine(image, net, dataclasses.replace(before, pyramid=3)), []))
 
 
 def judge(rows: list[Row], frames: list[np.ndarray], painting: Path) -> None:

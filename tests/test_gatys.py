@@ -229,9 +229,9 @@ def painting() -> np.ndarray:
     return (rng.uniform(0, 1, (64, 64, 3)) * np.array([40, 90, 255])).astype(np.uint8)  # bluish noise
 
 
-def test_the_defaults_paint_coarse_to_fine_in_the_paintings_colours() -> None:
-    settings = gatys.Settings(iterations=6, tolerance=0)
-    assert (settings.pyramid, settings.palette) == (3, "painting")
+def test_the_defaults_paint_in_the_paintings_colours_and_the_pyramid_works() -> None:
+    assert (gatys.Settings().pyramid, gatys.Settings().palette) == (1, "painting")
+    settings = gatys.Settings(iterations=6, tolerance=0, pyramid=3)
     engine = gatys.GatysEngine(painting(), features.load("squeezenet", None), settings)
     content = frame(128, 160)
     styled, stats = engine.stylize_guided(content, None)
@@ -249,7 +249,8 @@ def test_the_defaults_paint_coarse_to_fine_in_the_paintings_colours() -> None:
 
 
 def test_vgg19_builds_and_stylizes_with_the_defaults() -> None:
-    engine = gatys.GatysEngine(painting(), features.load("vgg19", None), gatys.Settings(iterations=2, tolerance=0))
+    engine = gatys.GatysEngine(painting(), features.load("vgg19", None),
+                               gatys.Settings(iterations=2, tolerance=0, pyramid=3))
     assert engine.content_layers == ("block4_conv2",) and "block5_conv1" in engine.style_weights
     styled, stats = engine.stylize_guided(frame(128, 128), None)
     assert styled.shape == (128, 128, 3) and stats["iterations"] == 4

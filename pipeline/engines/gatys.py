@@ -115,7 +115,7 @@ class Settings:
     window: int = 20
     seed: int = 0
     init: str = "content"  # first frame: "content" or seeded "noise"
-    pyramid: int = 3  # a cold frame is optimized coarse to fine over this many sizes, each twice the last
+    pyramid: int = 1  # a cold frame is optimized coarse to fine over this many sizes, each twice the last
     palette: str = "painting"  # "painting": the frame's colours are matched to the painting's first
     style_scale: float = 1.0  # the painting is scaled to this times the frame's long side for its Gram targets
     content_layers: tuple[str, ...] = ()

@@ -20,7 +20,7 @@ SPEC = EngineSpec(
         Option("content_weight", float, "content loss weight", 1.0, min=0),
         Option("tv_weight", float, "total-variation weight", 10.0, min=0),
         Option("init", str, "start of a cold frame", "content", choices=("content", "noise")),
-        Option("pyramid", int, "levels of the coarse-to-fine pyramid of a cold frame (each half the next)", 3, min=1),
+        Option("pyramid", int, "levels of the coarse-to-fine pyramid of a cold frame (each half the next)", 1, min=1),
         Option("palette", str, "colours: the painting's (the frame's matched to it first) or the source's",
                "painting", choices=("painting", "source")),
         Option("style_scale", float, "size of the painting for the style targets, times the frame's long side",
