@@ -122,14 +122,21 @@ def _read(path: Path) -> np.ndarray:
     return fit(storage.read_rgb(path), MAX_SIDE)
 
 
+# The judge's own layers and painting scale, pinned: the gatys engine's defaults may be tuned against this
+# yardstick, so it must not move with them (these were the engine's defaults when the judge was made).
+JUDGE_STYLE_LAYERS = {"conv1": 0.5, "fire2": 1.0, "fire3": 1.0, "fire5": 1.0, "fire7": 1.0}
+
+
 def style_distance(style_image: Path, images: list[np.ndarray]) -> list[float]:
-    """Gram distance of each image to the style image (SqueezeNet, the gatys defaults)."""
+    """Gram distance of each image to the style image scaled to the image's long side (SqueezeNet,
+    JUDGE_STYLE_LAYERS)."""
     import tensorflow as tf
 
     from .engines import features, gatys
 
     net = features.load("squeezenet", lookup.find(lookup.FEATURE_NETS["squeezenet"]))
-    engine = gatys.GatysEngine(gatys.read_image(style_image), net, gatys.Settings())
+    settings = gatys.Settings(style_layers=JUDGE_STYLE_LAYERS, style_scale=1.0)
+    engine = gatys.GatysEngine(gatys.read_image(style_image), net, settings)
     out = []
     for image in images:
         feats = net(tf.constant(image[None], tf.float32), list(engine.style_weights))

@@ -200,3 +200,62 @@ def test_layers_are_configurable_and_checked() -> None:
     assert custom.content_layers == ("fire2",) and custom.style_weights == {"conv1": 2.0}
     with pytest.raises(UsageError, match="squeezenet has no layer block4_conv2"):
         gatys.GatysEngine(style, net, gatys.Settings(content_layers=("block4_conv2",)))
+
+
+# ---------------------------------------------------------------- the look: pyramid, palette, defaults
+
+
+def test_pyramid_halves_each_level_down_to_a_floor() -> None:
+    assert gatys.pyramid_sizes(360, 640, 3) == [(90, 160), (180, 320), (360, 640)]
+    assert gatys.pyramid_sizes(360, 640, 1) == [(360, 640)]
+    assert gatys.pyramid_sizes(100, 640, 3) == [(100, 640)]  # 50 px would be under the floor
+    assert gatys.pyramid_sizes(135, 241, 9) == [(68, 120), (135, 241)]
+
+
+def test_palette_match_gives_the_reference_mean_and_covariance() -> None:
+    rng = np.random.default_rng(1)
+    image = (rng.uniform(0, 255, (40, 50, 3)) * [1.0, 0.6, 0.8]).astype(np.uint8)
+    reference = np.clip(rng.normal([40, 90, 170], [20, 25, 30], (30, 30, 3)), 0, 255).astype(np.uint8)
+    mapped = gatys.match_palette(image, reference).reshape(-1, 3)
+    ref = reference.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(mapped.mean(0), ref.mean(0), atol=2)
+    np.testing.assert_allclose(np.cov(mapped, rowvar=False), np.cov(ref, rowvar=False), rtol=0.15, atol=15)
+    flat = (100 + rng.integers(0, 2, (40, 50, 3))).astype(np.uint8)  # a near-flat frame: not blown up to noise
+    assert gatys.match_palette(flat, reference).std(axis=(0, 1)).max() < 5
+
+
+def painting() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return (rng.uniform(0, 1, (64, 64, 3)) * np.array([40, 90, 255])).astype(np.uint8)  # bluish noise
+
+
+def test_the_defaults_paint_in_the_paintings_colours_and_the_pyramid_works() -> None:
+    assert (gatys.Settings().pyramid, gatys.Settings().palette) == (1, "painting")
+    settings = gatys.Settings(iterations=6, tolerance=0, pyramid=3)
+    engine = gatys.GatysEngine(painting(), features.load("squeezenet", None), settings)
+    content = frame(128, 160)
+    styled, stats = engine.stylize_guided(content, None)
+    assert stats["iterations"] == 12  # the cold budget (2 x 6) shared by 2 levels: 64x80 and 128x160
+    assert styled.shape == content.shape
+
+    def style(image: np.ndarray) -> float:
+        grams = engine.style_targets(*image.shape[:2])
+        feats = engine.net(tf.constant(image[None], tf.float32), list(engine.style_weights))
+        return float(gatys.style_loss({k: gatys.gram(feats[k]) for k in grams}, grams, engine.style_weights))
+
+    assert style(styled) < 0.5 * style(content)
+    target = painting().reshape(-1, 3).mean(0)
+    assert np.abs(styled.reshape(-1, 3).mean(0) - target).sum() < 0.3 * np.abs(content.reshape(-1, 3).mean(0) - target).sum()
+
+
+def test_vgg19_builds_and_stylizes_with_the_defaults() -> None:
+    engine = gatys.GatysEngine(painting(), features.load("vgg19", None),
+                               gatys.Settings(iterations=2, tolerance=0, pyramid=3))
+    assert engine.content_layers == ("block4_conv2",) and "block5_conv1" in engine.style_weights
+    styled, stats = engine.stylize_guided(frame(128, 128), None)
+    assert styled.shape == (128, 128, 3) and stats["iterations"] == 4
+
+
+def test_palette_option_is_checked() -> None:
+    with pytest.raises(UsageError, match="palette must be source or painting"):
+        gatys.Settings.from_options({"palette": "sepia"})

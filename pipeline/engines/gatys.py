@@ -60,6 +60,44 @@ def temporal_loss(image: tf.Tensor, warped: tf.Tensor, mask: tf.Tensor) -> tf.Te
     return tf.reduce_mean(mask[None, :, :, None] * tf.square(diff))
 
 
+# ---------------------------------------------------------------- pyramid and palette (pure)
+
+SMALLEST = 64  # px on the short side: a coarser level has too few positions for the deeper layers' Grams
+
+
+def pyramid_sizes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """(h, w) of each level of a coarse-to-fine pyramid, coarsest first, ending at the frame's own size;
+    each level halves the next, and levels whose short side would fall under SMALLEST are left out."""
+    sizes = [(height, width)]
+    while len(sizes) < levels and min(sizes[0]) // 2 >= SMALLEST:
+        h, w = sizes[0]
+        sizes.insert(0, (round(h / 2), round(w / 2)))
+    return sizes
+
+
+def match_palette(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`image` (RGB) with its colours moved to the reference's: the affine map that gives its pixels the
+    reference's mean and covariance (Gatys et al. 2017, "colour control"), float32 in 0..255. The
+    frame's covariance gets a floor of 10 levels of spread: a near-flat frame (a fade) is not blown up to noise."""
+    x = image.reshape(-1, 3).astype(np.float64)
+    r = reference.reshape(-1, 3).astype(np.float64)
+
+    def sqrt_cov(pixels: np.ndarray, power: float, floor: float) -> np.ndarray:
+        values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False) + floor * np.eye(3))
+        return (vectors * np.maximum(values, 1e-6) ** power) @ vectors.T
+
+    mapped = (x - x.mean(0)) @ (sqrt_cov(r, 0.5, 1e-3) @ sqrt_cov(x, -0.5, 100.0)).T + r.mean(0)
+    return np.clip(mapped, 0, 255).reshape(image.shape).astype(np.float32)
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Float image to (height, width): area when shrinking, cubic when growing."""
+    if image.shape[:2] == (height, width):
+        return image
+    shrink = height < image.shape[0]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
 # ---------------------------------------------------------------- the engine
 
 
@@ -77,6 +115,9 @@ class Settings:
     window: int = 20
     seed: int = 0
     init: str = "content"  # first frame: "content" or seeded "noise"
+    pyramid: int = 1  # a cold frame is optimized coarse to fine over this many sizes, each twice the last
+    palette: str = "painting"  # "painting": the frame's colours are matched to the painting's first
+    style_scale: float = 1.0  # the painting is scaled to this times the frame's long side for its Gram targets
     content_layers: tuple[str, ...] = ()
     style_layers: dict[str, float] = field(default_factory=dict)
 
@@ -94,6 +135,8 @@ class Settings:
         settings = Settings(**values)
         if settings.optimizer not in ("lbfgs", "adam"):
             raise UsageError(f"gatys: optimizer must be lbfgs or adam, not {settings.optimizer!r}")
+        if settings.palette not in ("source", "painting"):
+            raise UsageError(f"gatys: palette must be source or painting, not {settings.palette!r}")
         return settings
 
 
@@ -122,7 +165,7 @@ class GatysEngine:
         key = (height, width)
         if key not in self._targets:
             sh, sw = self.style_image.shape[:2]
-            scale = max(height, width) / max(sh, sw)
+            scale = self.settings.style_scale * max(height, width) / max(sh, sw)
             size = (max(16, round(sw * scale)), max(16, round(sh * scale)))
             image = cv2.resize(self.style_image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
             feats = self.net(tf.constant(image[None], tf.float32), list(self.style_weights))
@@ -144,7 +187,8 @@ class GatysEngine:
         return loss, tape.gradient(loss, image)
 
     def objective(self, frame: np.ndarray, guide: Guide | None) -> optimize.ValueAndGrad:
-        """value_and_grad over images (H, W, 3) float in 0..255 for this frame (and guide)."""
+        """value_and_grad over images (H, W, 3) float in 0..255 for this frame (and guide): the frame as the
+        content target (already in the painting's palette where the settings ask for it)."""
         h, w = frame.shape[:2]
         content_feats = self.net(tf.constant(frame[None], tf.float32), list(self.content_layers))
         content = {k: content_feats[k] for k in self.content_layers}
@@ -184,14 +228,31 @@ class GatysEngine:
                                  stop, callback)
         return optimize.lbfgs(fg, x0, iterations, stop=stop, callback=callback)
 
+    def content_frame(self, frame: np.ndarray) -> np.ndarray:
+        """The frame the content loss (and a cold start) sees: in the painting's palette if so set."""
+        if self.settings.palette == "painting":
+            return match_palette(frame, self.style_image)
+        return frame.astype(np.float32)
+
     def stylize_guided(self, frame: np.ndarray, guide: Guide | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """A warm frame (guide) is optimized at its size with the plain budget; a cold one coarse to fine,
+        its budget shared equally by the pyramid's levels, each level starting from the one below."""
         started = time.monotonic()
-        x0, init = self.initial(frame, guide)
-        budget = self.settings.iterations if guide is not None else (self.settings.first_iterations
-                                                                      or 2 * self.settings.iterations)
-        result = self.optimize(frame, guide, x0, budget)
+        content = self.content_frame(frame)
+        x0, init = self.initial(content, guide)
+        if guide is not None:
+            result = self.optimize(content, guide, x0, self.settings.iterations)
+            iterations, evaluations = result.iterations, result.evaluations
+        else:
+            height, width = frame.shape[:2]
+            sizes = pyramid_sizes(height, width, self.settings.pyramid)
+            budget = max(1, (self.settings.first_iterations or 2 * self.settings.iterations) // len(sizes))
+            x, iterations, evaluations = resize(x0, *sizes[0]), 0, 0
+            for h, w in sizes:
+                result = self.optimize(resize(content, h, w), None, resize(x, h, w), budget)
+                x, iterations, evaluations = result.x, iterations + result.iterations, evaluations + result.evaluations
         styled = np.clip(np.rint(result.x), 0, 255).astype(np.uint8)
-        return styled, {"iterations": result.iterations, "evaluations": result.evaluations,
+        return styled, {"iterations": iterations, "evaluations": evaluations,
                         "loss": round(result.loss, 6), "stop": result.reason, "init": init,
                         "optimize_seconds": round(time.monotonic() - started, 3)}
 
