@@ -55,7 +55,9 @@ def posterize(tmp_path: Path, *extra: str) -> list[str]:
 
 def test_the_fast_engine_on_ray_makes_the_same_frames_as_locally(
         tmp_path: Path, job: Path, vpipe: Callable[..., Result]) -> None:
-    styled = ("stylize", "--style", "starry_night", "--chunk", "4", "--workers", "2")
+    # frames styled independently: in video mode a chunk starts from its previous frame when that is already
+    # done, else from a warm-up, so its bytes depend on which chunk finished first, on any executor
+    styled = ("stylize", "--style", "starry_night", "--chunk", "4", "--workers", "2", "--no-temporal")
     result = vpipe(*styled, "--job", "t", "--executor", "ray")
     assert result.exit_code == 0, result.output
     assert "12 frames styled, 0 failed" in result.output
