@@ -54,7 +54,7 @@ class Plan:
     style_weight: float = 7.0
     content_weight: float = 1.0
     tv_weight: float = 30.0
-    temporal_weight: float = 0.0  # the CLI default is 1500 (what the shipped style used)
+    temporal_weight: float = 0.0  # the CLI sets it per recipe (cli/train.py RECIPES: distillation 300, Gram 1500)
     # Distillation (a teacher given to train()): pixel L1 + 4 L2 on [0, 1], plus these on the feature net
     feature_weight: float = 1.0  # content-layer features of the output vs the teacher's output
     gram_weight: float = 3.0  # Gram matrices of the output vs the teacher's output (keeps the strokes' contrast)
