@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +77,21 @@ def targets(teacher: Teacher, images: Sequence[np.ndarray], folder: Path,
         out += painted
         report(len(out), len(images))
     return out
+
+
+CACHE_FILE = re.compile(r"[0-9a-f]{16}-[0-9]{4}\.npz")  # what targets() writes, and all that forget() removes
+
+
+def forget(folder: Path) -> int:
+    """Remove the cached outputs in `folder` once a style is trained (about 190 MB for the default data); only
+    files named as targets() names them, then the folder if that left it empty. Returns the bytes freed."""
+    freed = 0
+    if not folder.is_dir() or folder.is_symlink():
+        return 0
+    for path in folder.iterdir():
+        if CACHE_FILE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            freed += path.stat().st_size
+            path.unlink()
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return freed

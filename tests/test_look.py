@@ -76,6 +76,14 @@ def test_teacher_outputs_are_cached_and_a_changed_input_repaints(tmp_path: Path)
     other = teacher.Teacher("swap", "swap-v2", counting.paint)  # another painting or model: another key
     teacher.targets(other, images, tmp_path)
     assert len(calls) == 15
+    mine = (tmp_path / "mine.npz", tmp_path / "notes.txt")  # not what targets() writes: never removed
+    for path in mine:
+        path.write_bytes(b"the user's")
+    assert teacher.forget(tmp_path) > 0 and sorted(tmp_path.iterdir()) == sorted(mine)
+    for path in mine:
+        path.unlink()
+    teacher.targets(counting, images, tmp_path)
+    assert teacher.forget(tmp_path) > 0 and not tmp_path.exists()  # the folder goes once it is empty
 
 
 def test_distillation_learns_the_teachers_mapping_on_tiny_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

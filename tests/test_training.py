@@ -113,7 +113,7 @@ def test_train_style_through_the_cli_then_stylize_with_it(tmp_path: Path, train_
     assert (folder / "model" / "manifest.json").is_file() and 'engine = "fast"' in config
     # the arbitrary engine's models are present: distilled from it, its outputs cached for a resume
     assert 'teacher = "arbitrary"' in config and "distilling the arbitrary engine" in result.output
-    assert any((folder / ".teacher").iterdir())
+    assert not (folder / ".teacher").exists()  # its cached outputs are removed once the style is trained
     reference = storage.read_rgb(folder / "painting.jpg")  # the copy `vpipe styles --sheet` shows
     assert 'reference = "painting.jpg"' in config and max(reference.shape[:2]) <= 256
     assert vpipe("split", str(clip)).exit_code == 0

@@ -154,6 +154,10 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
         click.echo(f"distilling the {tutor.name} engine's {style_image.name} (its outputs are cached in {out / '.teacher'})")
     model = training.train(style_image, list(sources), out, features.load(net_name, weights), plan, report,
                            teacher=tutor, taught=taught)
+    if tutor:
+        freed = teaching.forget(out / ".teacher")  # the style is trained: its targets are no longer needed
+        if freed:
+            click.echo(f"removed the teacher's cached outputs ({freed / 2**20:.0f} MiB)")
     _reference_copy(style_image, out)
     (out / "style.toml").write_text(_style_toml(style_image, net_name, plan, tutor.name if tutor else "none"))
     click.echo(f"style {name}: {model} (preview {out / 'preview.png'}); use it with --style {name}")
