@@ -55,14 +55,16 @@ class Row:
     speed: dict[str, float] | None = None
 
 
-def judge_runs() -> list[list[np.ndarray]]:
-    """Runs of RUN consecutive frames (at most 640 px) from each judge clip."""
+def judge_runs(length: int = RUN, per_clip: int | None = None) -> list[list[np.ndarray]]:
+    """Runs of `length` consecutive frames (at most 640 px) from each judge clip, at its first `per_clip`
+    start times (default all)."""
     runs = []
     for clip, starts in JUDGE_CLIPS.values():
         source = ASSETS / "video" / clip
         period = 1 / Fraction(video.probe(source).rate)
-        for start in starts:  # mid-frame times, so each seek lands on the next coded frame
-            runs.append(video.frames_at(source, [start + float((k + 0.5) * period) for k in range(RUN)], metrics.MAX_SIDE))
+        for start in starts[:per_clip]:  # mid-frame times, so each seek lands on the next coded frame
+            runs.append(video.frames_at(source, [start + float((k + 0.5) * period) for k in range(length)],
+                                        metrics.MAX_SIDE))
     return runs
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -28,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bench.bench_look import JUDGE_CLIPS, cpu_model  # noqa: E402
-from pipeline import engines, metrics, sheet, styles, video  # noqa: E402
+from bench.bench_look import JUDGE_CLIPS, cpu_model, judge_runs  # noqa: E402
+from pipeline import engines, metrics, sheet, styles  # noqa: E402
 from pipeline.temporal import Sequence, Temporal  # noqa: E402
 
 LENGTH = 10  # consecutive frames per clip
@@ -41,16 +40,6 @@ class Measure:
     style: float
     structure: float
     moving: float
-
-
-def runs() -> list[list[np.ndarray]]:
-    out = []
-    for clip, starts in JUDGE_CLIPS.values():
-        source = ASSETS / "video" / clip
-        period = 1 / Fraction(video.probe(source).rate)
-        out.append(video.frames_at(source, [starts[0] + float((k + 0.5) * period) for k in range(LENGTH)],
-                                   metrics.MAX_SIDE))
-    return out
 
 
 def measure(engine: object, temporal: Temporal | None, clips: list[list[np.ndarray]], painting: Path) -> Measure:
@@ -75,7 +64,7 @@ def main() -> int:
         print(f"bench-video-mode: needs {ASSETS} (models/magenta_tflite, styles/starry_night.jpg)")
         return 1
     print(f"bench-video-mode on {cpu_model()}; {len(JUDGE_CLIPS)} clips x {LENGTH} consecutive frames, blend weight 0.5")
-    clips = runs()
+    clips = judge_runs(LENGTH, per_clip=1)
     cases = {"fast (starry_night)": styles.resolve("starry_night", None),
              "arbitrary (starry_night.jpg)": styles.resolve(str(painting), "arbitrary")}
     print(f"{'engine':<30} {'mode':<10} {'E_warp':>8} {'style':>7} {'structure':>9} {'moving':>7}   ratios to off: "

@@ -167,14 +167,15 @@ def measure(base: Path, name: str | None, frames: FrameRange | None, style_image
     report = Report(job.name, first, last, len(done), pairs, float(np.mean(styled_errors)) if pairs else None,
                     float(np.mean(source_errors)) if pairs else None, notes=notes)
     sample = spread(done, STYLE_SAMPLES)
-    report.structure = float(np.mean([structure(_read(files.styled(i)), _read(files.source(i))) for i in sample]))
+    styled, sources = [_read(files.styled(i)) for i in sample], [_read(files.source(i)) for i in sample]
+    report.structure = float(np.mean([structure(s, f) for s, f in zip(styled, sources, strict=True)]))
     image = style_image or (Path(settings["image"]) if settings.get("image") else None)
     if image is None:
         notes.append("no style image known for this job: pass --style-image to get the style loss")
     else:
         try:
             # one call: the feature network and the style targets are built once for both
-            losses = style_distance(image, [_read(where(i)) for where in (files.styled, files.source) for i in sample])
+            losses = style_distance(image, styled + sources)
             report.style_loss = float(np.mean(losses[:len(sample)]))
             report.source_style_loss = float(np.mean(losses[len(sample):]))
             report.style_image = str(image)
