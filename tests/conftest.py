@@ -35,3 +35,12 @@ def vpipe(env: dict[str, str]) -> Callable[..., Result]:
 
     return run
 
+
+@pytest.fixture()
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, Path]:
+    """An empty extra models folder and a cache of this test's own."""
+    extra, cache = tmp_path / "extra", tmp_path / "xdg"
+    extra.mkdir()
+    monkeypatch.setenv("VPIPE_MODELS_DIR", str(extra))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return {"extra": extra, "cache": cache / "vpipe" / "models"}

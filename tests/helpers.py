@@ -11,6 +11,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,11 @@ def cut_lines(length: int, tile: int, overlap: int) -> list[int]:
     of each overlap, where a seam would show (frames at least one window long)."""
     origins = tiles.starts(length, tile, overlap)
     return [round((a + b + tile) / 2) for a, b in pairwise(origins)]
+
+
+def split_job(tmp_path: Path, vpipe: Callable[..., Result], seconds: float) -> Path:
+    """Job "t" from a real clip, plus the quick engine's model file."""
+    clip = make_clip(tmp_path / "clip.mp4", seconds=seconds)
+    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
+    (tmp_path / "model.bin").write_bytes(b"quick engine")
+    return tmp_path / "jobs" / "t"

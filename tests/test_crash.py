@@ -18,15 +18,7 @@ from click.testing import Result
 from pipeline.job import Job, JobLock
 from pipeline.manifest import Manifest, Status
 from pipeline.verify import verify
-from tests.helpers import make_clip, vpipe_process
-
-
-def split_job(tmp_path: Path, vpipe: Callable[..., Result], seconds: float) -> Path:
-    """Job "t" from a real clip, plus the quick engine's model file."""
-    clip = make_clip(tmp_path / "clip.mp4", seconds=seconds)
-    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
-    (tmp_path / "model.bin").write_bytes(b"quick engine")
-    return tmp_path / "jobs" / "t"
+from tests.helpers import split_job, vpipe_process
 
 
 @pytest.fixture()

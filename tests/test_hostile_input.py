@@ -271,15 +271,6 @@ def test_verify_reads_a_frame_bomb_s_size_without_decoding_it(tmp_path: Path, vp
 
 
 @pytest.fixture()
-def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, Path]:
-    extra, cache = tmp_path / "extra", tmp_path / "xdg"
-    extra.mkdir()
-    monkeypatch.setenv("VPIPE_MODELS_DIR", str(extra))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    return {"extra": extra, "cache": cache / "vpipe" / "models"}
-
-
-@pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[Path, str, list[int]]]:
     """A local HTTP server for tmp_path/www; /moved/NAME answers 302 to http://<same server>/NAME.
     The list collects the bytes it sent of each body."""

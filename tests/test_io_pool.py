@@ -14,17 +14,14 @@ import pytest
 from click.testing import Result
 
 from pipeline.manifest import Manifest, Status
-from tests.helpers import make_clip, one_line_error
+from tests.helpers import one_line_error, split_job
 
 K = 8
 
 
 @pytest.fixture()
 def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
-    clip = make_clip(tmp_path / "clip.mp4", seconds=0.4)  # 12 frames
-    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
-    (tmp_path / "model.bin").write_bytes(b"quick engine: no weights")
-    return tmp_path / "jobs" / "t"
+    return split_job(tmp_path, vpipe, seconds=0.4)  # 12 frames
 
 
 def stylize(tmp_path: Path, vpipe: Callable[..., Result], *extra: str, job: str = "t") -> Result:

@@ -12,7 +12,7 @@ from click.testing import Result
 from pipeline.errors import UsageError, VpipeError
 from pipeline.manifest import Manifest
 from pipeline.storage import file_digest
-from tests.helpers import make_clip
+from tests.helpers import split_job
 
 ray = pytest.importorskip("ray")
 from pipeline.executors import ray as ray_executor  # noqa: E402 - only once ray is known to be there
@@ -30,10 +30,7 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture()
 def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
-    clip = make_clip(tmp_path / "clip.mp4", seconds=0.4)  # 12 frames
-    assert vpipe("split", str(clip), "--job", "t").exit_code == 0
-    (tmp_path / "model.bin").write_bytes(b"quick engine: no weights")
-    return tmp_path / "jobs" / "t"
+    return split_job(tmp_path, vpipe, seconds=0.4)  # 12 frames
 
 
 def records(job: Path) -> dict[int, tuple[str, str | None, int]]:

@@ -29,14 +29,6 @@ def one_line(result: Result, code: int, *words: str) -> str:
     return lines[0]
 
 
-@pytest.fixture()
-def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> dict[str, Path]:
-    """An empty extra models folder and a cache of this test's own."""
-    extra, cache = tmp_path / "extra", tmp_path / "xdg"
-    extra.mkdir()
-    monkeypatch.setenv("VPIPE_MODELS_DIR", str(extra))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-    return {"extra": extra, "cache": cache / "vpipe" / "models"}
 
 
 # ---------------------------------------------------------------- the real catalogue
