@@ -29,8 +29,6 @@ def one_line(result: Result, code: int, *words: str) -> str:
     return lines[0]
 
 
-
-
 # ---------------------------------------------------------------- the real catalogue
 
 
