@@ -88,6 +88,18 @@ def test_training_steps_report_every_term_and_resume_from_the_checkpoint(tmp_pat
     assert (model / "manifest.json").is_file() and (tmp_path / "out" / "preview.png").is_file()
 
 
+def test_the_learning_rate_is_constant_then_settles_to_a_tenth_and_the_trainer_follows_it(tmp_path: Path) -> None:
+    plan = training.Plan(steps=400, learning_rate=2e-3)
+    rates = [training.learning_rate(plan, step) for step in range(plan.steps)]
+    assert rates[:300] == [2e-3] * 300  # constant up to decay_from (0.75)
+    assert all(a > b for a, b in zip(rates[300:], rates[301:], strict=False))  # then falling
+    assert rates[-1] == pytest.approx(2e-4, rel=0.01)  # to a tenth at the last step
+    trainer = training.Trainer(texture(64, 64, seed=7), features.load("squeezenet", None),
+                               training.Plan(size=32, steps=4, batch=2, decay_from=0.5, channels=(4, 8, 8), blocks=1))
+    trainer.train_step(small_data(), 3)
+    assert float(trainer.optimizer.learning_rate) == pytest.approx(training.learning_rate(trainer.plan, 3), rel=1e-6)
+
+
 @pytest.fixture()
 def train_env(env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assets_or_skip("models/squeezenet")
