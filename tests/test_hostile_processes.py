@@ -97,6 +97,22 @@ def test_workers_that_never_load_stop_the_run_in_one_line_and_spend_nothing(
     assert workers_of(tmp_path / "jobs") == []
 
 
+def test_a_killed_worker_is_seen_at_once_though_a_process_it_forked_holds_its_pipe(
+        tmp_path: Path, env: dict[str, str], job: Path) -> None:
+    """A worker SIGKILLed on frame 6 after forking a child that keeps its stdout open (as OpenVINO's
+    telemetry did): the coordinator sees the death when the worker exits, not when the pipe closes
+    (the frame timeout, 10 minutes here), and the child goes with its worker."""
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**env, "VPIPE_FAULTS": json.dumps({"frames": {"6": "fork_sigkill"}, "times": 1, "state": str(state)})}
+    args = stylize(tmp_path)
+    args[args.index("--frame-timeout") + 1] = "600"
+    result = vpipe_run(args, env, deadline=60)
+    assert result.returncode == 0, result.stderr
+    assert attempts(job) == {i: int(i == 6) for i in range(1, 13)}  # the death charged to frame 6 alone
+    assert workers_of(tmp_path / "jobs") == []
+
+
 class Quiet:
     def frame_done(self, frame: int, seconds: float) -> None: ...
     def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
