@@ -24,7 +24,8 @@ HINTS = {"fp32": "f32", "bf16": "bf16"}  # INFERENCE_PRECISION_HINT; its f16 mea
 
 
 # x86 CPUs with native bf16 (Sapphire Rapids and later, Cooper Lake): where OpenVINO measured fastest,
-# in fp32 as well (README "Speed"); on AVX2-only CPUs LiteRT/XNNPACK measured faster than the others and stays
+# in fp32 as well (1.15-2.29x XNNPACK at 1 thread; README "Speed"); on AVX2-only CPUs LiteRT/XNNPACK
+# measured faster than the others and stays (OpenVINO not measured on one)
 FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
