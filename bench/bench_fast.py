@@ -117,7 +117,7 @@ def conv_peak(size: tuple[int, int]) -> dict[str, float]:
     xnnpack.set_tensor(xnnpack.get_input_details()[0]["index"], x.numpy())
     runs["XNNPACK fp32"] = xnnpack.invoke
     if openvino_cpu.available():
-        import openvino as ov
+        ov = openvino_cpu.load()  # without its telemetry, as vpipe runs it
         import openvino.opset13 as ops
 
         param = ops.parameter([1, 128, h, w], np.float32)

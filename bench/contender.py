@@ -58,7 +58,9 @@ def _ort(model: bytes, threads: int) -> Net:
 def _openvino(model: bytes, hint: str, threads: int) -> Net:
     import tempfile
 
-    import openvino as ov
+    from pipeline.engines import openvino_cpu
+
+    ov = openvino_cpu.load()  # without its telemetry, as vpipe runs it
 
     with tempfile.NamedTemporaryFile(suffix=".onnx") as f:  # read_model takes a file for ONNX
         f.write(model)

@@ -1,11 +1,12 @@
 """Failures on purpose, for the test suite and `make soak` (inert unless VPIPE_FAULTS is set).
 
 VPIPE_FAULTS is JSON: {"frames": {"7": "segfault"}, "point": "engine", "times": 1, "state": DIR}
-- mode: raise | exit | segfault | sigkill | hang | slow | oom | enospc | kill_coordinator | sigstop | deadlock
-  | block_pipe (kill_coordinator: a worker SIGKILLs its parent, the coordinator, then waits to die with
-  it; slow: SLOW seconds' pause, e.g. a writer that falls behind the network; sigstop: the process stops
-  itself, as `kill -STOP` would; deadlock: two threads each wait for the lock the other holds, and this
-  one waits for them; block_pipe: a write into a full pipe)
+- mode: raise | exit | segfault | sigkill | hang | slow | oom | enospc | kill_coordinator | sigstop |
+  deadlock | block_pipe | fork_sigkill (fork_sigkill: the process forks a child that keeps its pipes open
+  and sleeps, as a library's helper process would, then SIGKILLs itself; kill_coordinator: a worker SIGKILLs
+  its parent, the coordinator, then waits to die with it; slow: SLOW seconds' pause, e.g. a writer that
+  falls behind the network; sigstop: the process stops itself, as `kill -STOP` would; deadlock: two threads
+  each wait for the lock the other holds, and this one waits for them; block_pipe: a write into a full pipe)
 - point: where in a frame's life it strikes: engine (before stylizing), written (tmp file
   written), synced (after fsync), renamed (after the rename), after (its result reported, before
   the next frame starts), idle (its chunk's `chunk_end` sent, before the next chunk: the chunk's last
@@ -88,6 +89,11 @@ def _misbehave(mode: str, frame: int) -> None:
         hog = []
         while True:  # under an address-space limit this ends in MemoryError (or the OOM killer)
             hog.append(bytearray(256 << 20))
+    if mode == "fork_sigkill":
+        if os.fork() == 0:
+            time.sleep(60)
+            os._exit(0)
+        os.kill(os.getpid(), signal.SIGKILL)
     if mode == "kill_coordinator":
         os.kill(os.getppid(), signal.SIGKILL)
         time.sleep(60)  # PR_SET_PDEATHSIG ends this worker as its parent dies

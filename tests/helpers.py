@@ -8,6 +8,8 @@ fixtures (never the other way round). The repository root is on sys.path for pyt
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from pipeline.engines.fast.weights import load_net
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DEADLINE = 120.0  # seconds: a run still going after this has hung
 
 
 def assets_or_skip(relative: str) -> Path:
@@ -151,3 +154,66 @@ def split_job(tmp_path: Path, vpipe: Callable[..., Result], seconds: float) -> P
     assert vpipe("split", str(clip), "--job", "t").exit_code == 0
     (tmp_path / "model.bin").write_bytes(b"quick engine")
     return tmp_path / "jobs" / "t"
+
+
+# processes, read from /proc
+
+def state_of(pid: int) -> str | None:
+    """The process's state letter (R, S, T, Z...), None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    return state_of(pid) not in (None, "Z", "X")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+def workers_of(jobs: Path) -> list[int]:
+    """Live worker processes started for this test's jobs folder (found by their environment)."""
+    marker = f"VPIPE_JOBS_DIR={jobs}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"pipeline.worker" in (entry / "cmdline").read_bytes() and \
+                        marker in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def vpipe_run(args: list[str], env: dict[str, str], deadline: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process of its own; a run still going at the deadline has hung (killed, and the test fails)."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        kill_all(workers_of(Path(env["VPIPE_JOBS_DIR"])))
+        pytest.fail(f"`vpipe {' '.join(args[:1])}` hung: still running after {deadline:g} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -182,3 +182,14 @@ def test_the_transfer_net_on_openvino_equals_litert(engine: arbitrary.ArbitraryE
     got = arbitrary.Net(engine.transfer.path, 2, "openvino")(content_image=window, mobilenet=engine.style_vector)
     assert got.shape == want.shape == (1, arbitrary.TILE, arbitrary.TILE, 3)
     assert np.abs(got - want).max() < 1 / 255  # within one level of 8-bit output
+
+
+@pytest.mark.skipif(not arbitrary.openvino_cpu.available(), reason="the openvino package is not installed")
+def test_the_transfer_net_runs_on_openvino_on_the_cpus_where_the_fast_engine_does(
+        magenta: Path, painting: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both CPU kinds, whatever this machine is: the flags are stated."""
+    for flags, want in [(frozenset({"avx", "avx2", "fma"}), "litert"),
+                        (frozenset({"avx2", "avx512f", "avx512_bf16"}), "openvino"),
+                        (frozenset({"avx512_bf16", "amx_tile", "amx_bf16"}), "openvino")]:
+        monkeypatch.setattr(arbitrary, "cpu_flags", lambda flags=flags: flags)
+        assert arbitrary.ArbitraryEngine(magenta, painting, threads=1).transfer.backend == want, sorted(flags)

@@ -19,74 +19,9 @@ from pipeline import executors
 from pipeline.coordinator import Coordinator, Limits
 from pipeline.errors import VpipeError
 from pipeline.manifest import Manifest, Status
-from tests.helpers import make_clip
+from tests.helpers import DEADLINE, alive, children, kill_all, make_clip, vpipe_run, workers_of
 
-DEADLINE = 120.0  # seconds: a run still going after this has hung
 FRAME_TIMEOUT = "5"  # seconds: a healthy worker of the quick engine is never silent that long
-
-
-# ---------------------------------------------------------------- processes, read from /proc
-
-
-def state_of(pid: int) -> str | None:
-    """The process's state letter (R, S, T, Z...), None once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-def alive(pid: int) -> bool:
-    return state_of(pid) not in (None, "Z", "X")
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def workers_of(jobs: Path) -> list[int]:
-    """Live worker processes started for this test's jobs folder (found by their environment)."""
-    marker = f"VPIPE_JOBS_DIR={jobs}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if b"pipeline.worker" in (entry / "cmdline").read_bytes() and \
-                        marker in (entry / "environ").read_bytes().split(b"\0") and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def kill_all(pids: list[int]) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def vpipe_run(args: list[str], env: dict[str, str], deadline: float = DEADLINE) -> subprocess.CompletedProcess[str]:
-    """The CLI in a process of its own; a run still going at the deadline has hung (killed, and the test fails)."""
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        kill_all(workers_of(Path(env["VPIPE_JOBS_DIR"])))
-        pytest.fail(f"`vpipe {' '.join(args[:1])}` hung: still running after {deadline:g} s")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 # ---------------------------------------------------------------- a worker stopped or wedged
@@ -159,6 +94,22 @@ def test_workers_that_never_load_stop_the_run_in_one_line_and_spend_nothing(
     assert attempts(job) == {i: 0 for i in range(1, 13)}
     with Manifest.open(job / "manifest.sqlite") as m:
         assert m.counts()[Status.PENDING] == 12
+    assert workers_of(tmp_path / "jobs") == []
+
+
+def test_a_killed_worker_is_seen_at_once_though_a_process_it_forked_holds_its_pipe(
+        tmp_path: Path, env: dict[str, str], job: Path) -> None:
+    """A worker SIGKILLed on frame 6 after forking a child that keeps its stdout open (as OpenVINO's
+    telemetry did): the coordinator sees the death when the worker exits, not when the pipe closes
+    (the frame timeout, 10 minutes here), and the child goes with its worker."""
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {**env, "VPIPE_FAULTS": json.dumps({"frames": {"6": "fork_sigkill"}, "times": 1, "state": str(state)})}
+    args = stylize(tmp_path)
+    args[args.index("--frame-timeout") + 1] = "600"
+    result = vpipe_run(args, env, deadline=60)
+    assert result.returncode == 0, result.stderr
+    assert attempts(job) == {i: int(i == 6) for i in range(1, 13)}  # the death charged to frame 6 alone
     assert workers_of(tmp_path / "jobs") == []
 
 

@@ -78,7 +78,7 @@ def test_an_unwritable_cache_costs_only_time(slim: Path, tmp_path: Path, capsys:
 
 
 AVX2 = frozenset({"avx", "avx2", "fma"})  # auto picks fp32 on XNNPACK here
-AVX512_BF16 = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16"})  # OpenVINO fp32 with openvino_cpu.AUTO on
+AVX512_BF16 = frozenset({"avx", "avx2", "fma", "avx512f", "avx512_bf16"})  # auto picks fp32 on OpenVINO here
 
 
 def worker_runs(slim: Path, tmp_path: Path, flags: frozenset[str], backend: str = "") -> list[dict[str, object]]:
@@ -116,9 +116,8 @@ def test_a_cpu_worker_with_the_net_cached_never_imports_tensorflow(slim: Path, t
 
 @pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
 def test_on_an_avx512_bf16_cpu_openvino_workers_never_import_tensorflow(slim: Path, tmp_path: Path) -> None:
-    """The other CPU the machines may have, on OpenVINO (forced while openvino_cpu.AUTO is off), which
-    reads the same cached net."""
-    runs = worker_runs(slim, tmp_path, AVX512_BF16, "openvino")
+    """The other CPU the machines may have, where auto picks OpenVINO, which reads the same cached net."""
+    runs = worker_runs(slim, tmp_path, AVX512_BF16)
     assert runs[0] == {"backend": "openvino", "precision": "fp32", "shape": [40, 56, 3], "tf": True}  # converted
     assert runs[1] == {"backend": "openvino", "precision": "fp32", "shape": [40, 56, 3], "tf": False}  # cached
     assert len(list((tmp_path / "vpipe" / "tflite").glob("fast-*.tflite"))) == 1

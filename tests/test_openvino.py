@@ -1,8 +1,13 @@
-"""The fast engine on OpenVINO: equal to the reference network, and workers that start without TensorFlow."""
+"""The fast engine on OpenVINO: equal to the reference network, workers that start without TensorFlow, and
+workers that leave nothing behind when they or their coordinator are killed."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +19,7 @@ from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import weights, xnnpack
 from pipeline.errors import ModelError
-from tests.helpers import FIXTURES, frame, make_clip, write_model
+from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, vpipe_run, workers_of, write_model
 
 pytestmark = pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
 
@@ -87,3 +92,66 @@ def test_real_workers_on_openvino_never_import_tensorflow(slim: Path, tmp_path: 
     lines = log.read_text().splitlines()
     assert any(line.endswith(" started") for line in lines)
     assert not [line for line in lines if "tensorflow" in line], lines
+
+
+def fresh_user(tmp_path: Path, env: dict[str, str], slim: Path) -> dict[str, str]:
+    """The environment of a user who never ran OpenVINO (an empty home, not in CI), with the net
+    already converted into vpipe's cache, so workers load it straight onto OpenVINO."""
+    arrays, decoder = weights.load_net(slim)
+    xnnpack.fast_runner(arrays, decoder, cache=tmp_path / "cache" / "vpipe" / "tflite", backend="openvino")
+    env = {**env, "HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           fast.BACKEND_ENV: "openvino", "CUDA_VISIBLE_DEVICES": "-1"}
+    for ci in ("CI", "TF_BUILD", "JENKINS_URL"):  # OpenVINO's own telemetry stays off in CI
+        env.pop(ci, None)
+    (tmp_path / "home").mkdir()
+    return env
+
+
+def test_loading_openvino_starts_no_process_and_writes_nothing_in_the_home(slim: Path, tmp_path: Path,
+                                                                            env: dict[str, str]) -> None:
+    """`import openvino` sends telemetry from a forked process, unless vpipe keeps it from loading: a fork
+    of a worker holds the worker's protocol pipe and has no parent-death signal, so it could outlive
+    everything and keep the coordinator waiting for the pipe to close."""
+    script = ("import os, sys, time, numpy as np\n"
+              "from pathlib import Path\n"
+              "forks = []\n"
+              "os.register_at_fork(before=lambda: forks.append(1))\n"
+              "from pipeline.engines.fast import engine as fast\n"
+              "fast.FastEngine(Path(sys.argv[1]), backend='openvino', threads=1).stylize([np.zeros((40, 56, 3), np.uint8)])\n"
+              "time.sleep(2)  # the telemetry thread's time to fork\n"
+              "print(len(forks))\n")
+    run = subprocess.run([sys.executable, "-c", script, str(slim)], env={**fresh_user(tmp_path, env, slim),
+                         "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0"]
+    assert list((tmp_path / "home").iterdir()) == []  # no ~/intel/openvino_ga_cid
+
+
+def test_a_real_openvino_worker_killed_mid_chunk_never_hangs_the_run(slim: Path, tmp_path: Path,
+                                                                     env: dict[str, str]) -> None:
+    """SIGKILL of an OpenVINO worker right after it loaded: the run finishes (a fresh worker redoes the
+    frame) instead of waiting forever on a pipe that a leftover process of the dead worker holds."""
+    env = fresh_user(tmp_path, env, slim)
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.3)  # 9 frames
+    assert vpipe_run(["split", str(clip)], env).returncode == 0
+    (tmp_path / "state").mkdir()
+    env["VPIPE_FAULTS"] = json.dumps({"frames": {"2": "sigkill"}, "times": 1, "state": str(tmp_path / "state")})
+    run = vpipe_run(["stylize", "--style", str(slim)], env, deadline=180)
+    assert run.returncode == 0, run.stderr
+    assert "done           9" in vpipe_run(["status"], env).stdout
+
+
+def test_a_killed_coordinator_leaves_no_openvino_worker(slim: Path, tmp_path: Path, env: dict[str, str]) -> None:
+    """kill -9 of `vpipe stylize` while its OpenVINO workers run: within seconds no process of theirs is left."""
+    env = fresh_user(tmp_path, env, slim)
+    clip = make_clip(tmp_path / "clip.mp4", seconds=0.3)
+    assert vpipe_run(["split", str(clip)], env).returncode == 0
+    env["VPIPE_FAULTS"] = json.dumps({"frames": {"2": "kill_coordinator"}})  # the worker SIGKILLs its parent
+    jobs = Path(env["VPIPE_JOBS_DIR"])
+    run = vpipe_run(["stylize", "--style", str(slim)], env, deadline=180)
+    assert run.returncode == -9
+    deadline = time.monotonic() + 5
+    while (left := workers_of(jobs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    kill_all(left)
+    assert left == [], "processes of the killed run's workers are still alive"

@@ -4,6 +4,7 @@ OpenVINO reads a .tflite file itself; each new input shape compiles the model fo
 shapes measured 10-15% faster than one dynamic compile), and compiled models are kept in the user
 cache (OpenVINO's CACHE_DIR), so a later worker imports them instead of compiling.
 - `preferred`: whether to run on it on this CPU (vpipe's engines ask this, one rule for all)
+- `load`: the `openvino` module, without its telemetry
 - `Runner`: one net in fp32 or bf16: a single input of any shape, or named inputs of the model's shapes
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,8 @@ HINTS = {"fp32": "f32", "bf16": "bf16"}  # INFERENCE_PRECISION_HINT; its f16 mea
 
 
 # x86 CPUs with native bf16 (Sapphire Rapids and later, Cooper Lake): where OpenVINO measured fastest,
-# in fp32 as well (README "Speed"); on AVX2-only CPUs LiteRT/XNNPACK measured faster than the others and stays
+# in fp32 as well (1.15-2.29x XNNPACK at 1 thread; README "Speed"); on AVX2-only CPUs LiteRT/XNNPACK
+# measured faster than the others and stays (OpenVINO not measured on one)
 FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
@@ -30,15 +33,9 @@ def available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-# Off until fixed: workers that loaded OpenVINO were seen to outlive their stdin and their parent
-# (one thread left, waiting on a futex), and a coordinator waited forever after such a worker was
-# SIGKILLed mid-chunk (tests/test_end_to_end.py). VPIPE_FAST_BACKEND=openvino still runs it.
-AUTO = False
-
-
 def preferred(flags: frozenset[str]) -> bool:
     """Whether vpipe's nets run on OpenVINO on a CPU with these /proc/cpuinfo flags."""
-    return AUTO and bool(flags & FLAGS) and available()
+    return bool(flags & FLAGS) and available()
 
 
 def cache_dir() -> Path:
@@ -46,10 +43,23 @@ def cache_dir() -> Path:
     return Path(base) / "vpipe" / "openvino"
 
 
+def load() -> Any:
+    """`import openvino`, with its telemetry kept from loading (it falls back to a stub).
+
+    The package sends an event at import, from a process it forks off a thread: in a worker that fork
+    held the worker's protocol pipe, had no parent-death signal and hung at once (on the stdin lock the
+    fork copied), so it outlived a killed worker or coordinator and the coordinator waited forever for
+    the pipe to close. vpipe sends nothing anywhere either.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # None: ImportError
+    import openvino
+
+    return openvino
+
+
 def _core(cache: Path | None) -> Any:
     """An OpenVINO Core caching compiled models in `cache` where that folder can be made."""
-    import openvino as ov
-
+    ov = load()
     core = ov.Core()
     folder = cache or cache_dir()
     try:

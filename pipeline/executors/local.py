@@ -27,7 +27,9 @@ def worker_pythonpath(existing: str | None) -> str:
 
 class WorkerProcess:
     """One `python -m pipeline.worker`; a reader thread turns its stdout lines into events, and a writer
-    thread feeds its stdin, so a worker that stops reading (stopped, wedged) never blocks the coordinator."""
+    thread feeds its stdin, so a worker that stops reading (stopped, wedged) never blocks the coordinator.
+    Its exit kills its process group: nothing it started outlives it holding its stdout open, which would
+    keep the reader (and the run) waiting for the pipe to close."""
 
     def __init__(self, slot: int, config: WorkerConfig, env: dict[str, str], log: Path,
                  events: queue.Queue[Event]) -> None:
@@ -49,6 +51,7 @@ class WorkerProcess:
         self._outbox.put(encode_config(config))
         threading.Thread(target=self._write, daemon=True).start()
         threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._reap, daemon=True).start()
 
     @property
     def pid(self) -> int:
@@ -72,6 +75,10 @@ class WorkerProcess:
         returncode = self.proc.wait()
         self._events.put(Event(self.slot, Kind.EXIT, {"returncode": returncode, "pid": self.pid,
                                                       "stderr_tail": self.stderr_tail()}))
+
+    def _reap(self) -> None:
+        self.proc.wait()
+        self.kill()
 
     def send(self, frames: list[int]) -> None:
         self._outbox.put(encode_chunk(frames))

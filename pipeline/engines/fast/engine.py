@@ -165,7 +165,7 @@ BACKEND_ENV = "VPIPE_FAST_BACKEND"  # openvino, xnnpack or tf: overrides the cho
 
 def backend_for(gpu: bool, flags: frozenset[str]) -> str:
     """The fastest backend measured on such a machine: the TF graph on a GPU; OpenVINO on x86 CPUs with
-    native bf16 (AVX-512 BF16 or AMX; 1.4x XNNPACK here, in fp32), XNNPACK on the others (AVX2: 1.3x
+    native bf16 (AVX-512 BF16 or AMX; 1.15-2.29x XNNPACK here at 1 thread, in fp32), XNNPACK on the others (AVX2: 1.3x
     onnxruntime, OpenVINO not measured faster there)."""
     if gpu:
         return "tf"
