@@ -2,20 +2,24 @@
 
 Engines (bench/io_engines.py): `free` returns its input, so a worker runs at its I/O ceiling (decode,
 encode, hash, fsync, rename, its protocol lines); `accelerator` is a simulated GPU at 10 ms a frame that
-releases the GIL. Frames are real (the bench clip at 640x360, and scaled to 1920x1080, split by
-`vpipe split`); each configuration runs with the worker's I/O pool off (VPIPE_IO_THREADS=0: one frame
-decoded ahead, each written in the worker's loop, as before) and on (the plan's size for a worker whose
-network is not on the CPU: the cores shared among the workers).
+releases the GIL, run as the plan runs a GPU worker (I/O threads from resources.plan_io, batches of
+resources.GPU_BATCH), and with batch 1 and the pool off beside it. Frames are real (the bench clip at
+640x360, and scaled to 1920x1080, split by `vpipe split`), PNG in and out, every file fsynced: both
+sides of a ratio do the same work on the same frames.
 
 Workers: real `python -m pipeline.worker` processes fed over the real protocol, timed from their chunks
-sent to their last `chunk_end` (start-up left out). They run in this bench's session: `vpipe stylize`
-starts each worker in a session of its own, and with the kernel's autogroup scheduling a busy machine
-gives each session an equal share, so 2 workers would get twice the CPU of 1 worker with 2 threads. End
-to end: `vpipe stylize` itself (coordinator and manifest included), 1 worker, pool off against on,
-frames/s from the first frame's start to the last one's commit (the manifest's times).
+sent to their last `chunk_end` (start-up and engine load left out on both sides), with their CPU time
+over the same span (/proc). They run in this bench's session: `vpipe stylize` starts each worker in a
+session of its own, and with the kernel's autogroup scheduling a busy machine gives each session an
+equal share, so 2 workers would get twice the CPU of 1 worker with 2 threads. End to end: `vpipe
+stylize` itself (coordinator and manifest included), frames/s from the first frame's start to the last
+one's commit (the manifest's times).
 
-Rounds alternate the configurations; ratios are taken within each round and their median reported
-(the machine is shared: compare ratios, not absolute rates).
+The machine may be shared: the configurations of each ratio run next to each other, every round, and
+odd rounds run them in reverse order; each ratio is taken within a round, and reported as the median
+over the rounds with their min-max. Last, bench/io_stages.py says where one accelerator worker's time
+goes, stage by stage. BENCH_ROUNDS, BENCH_IO_FRAMES (640x360), BENCH_IO_FRAMES_HD and BENCH_IO_COMPARE
+(indices of the comparisons to run, e.g. "0,3") size it.
 """
 
 from __future__ import annotations
@@ -28,19 +32,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT.parent / "shared" / "assets"
 CLIP = Path(os.environ.get("BENCH_VIDEO", ASSETS / "video/slow_traffic_small.mp4"))
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-FRAMES = {"640x360": int(os.environ.get("BENCH_IO_FRAMES", "240")), "1920x1080": int(os.environ.get("BENCH_IO_FRAMES_HD", "90"))}
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+FRAMES = {"640x360": int(os.environ.get("BENCH_IO_FRAMES", "160")), "1920x1080": int(os.environ.get("BENCH_IO_FRAMES_HD", "60"))}
 sys.path.insert(0, str(ROOT))
 
 from pipeline import resources, video  # noqa: E402
 from pipeline.executors.protocol import Kind, WorkerConfig, decode_event, encode_chunk, encode_config  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_look import cpu_model  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,13 +55,20 @@ class Config:
     size: str
     workers: int
     io_threads: int
+    batch: int = 1  # frames per network call
     cli: bool = False  # through `vpipe stylize`, else the workers alone
 
     def __str__(self) -> str:
-        pool = f"pool {self.io_threads}" if self.io_threads else "pool off"
+        pool = (f"pool {self.io_threads}" if self.io_threads else "pool off") + (f" batch {self.batch}" if self.batch > 1 else "")
         how = "vpipe stylize" if self.cli else "workers"
         return (f"{how:<13} {self.engine:<11} {self.size:<9} {self.workers} worker{'s' if self.workers > 1 else ' '} "
                 f"{pool}")
+
+
+@dataclass(frozen=True)
+class Run:
+    fps: float
+    cpu_ms: float | None  # the workers' CPU time a frame (all their threads), where measured
 
 
 def prepare(work: Path, env: dict[str, str]) -> dict[str, Path]:
@@ -89,21 +102,33 @@ def frames_per_second(job: Path) -> float:
     return float(count) / (float(last) - float(first))
 
 
-def through_cli(config: Config, template: Path, env: dict[str, str], model: Path) -> float:
-    job = fresh_job(template, "run")
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "stylize", "--job", "run", "--engine", config.engine,
-                    "--style", str(model), "--workers", str(config.workers)],
-                   env={**env, "VPIPE_IO_THREADS": str(config.io_threads)}, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return frames_per_second(job)
-
-
-def through_workers(config: Config, template: Path, env: dict[str, str], model: Path) -> float:
+def fresh_styled(template: Path) -> Path:
     styled = template.parent / "styled-run"
     shutil.rmtree(styled, ignore_errors=True)
     styled.mkdir()
+    return styled
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def through_cli(config: Config, template: Path, env: dict[str, str], model: Path) -> Run:
+    job = fresh_job(template, "run")
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "stylize", "--job", "run", "--engine", config.engine,
+                    "--style", str(model), "--workers", str(config.workers)],
+                   env={**env, "VPIPE_IO_THREADS": str(config.io_threads), "VPIPE_BATCH": str(config.batch)}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return Run(frames_per_second(job), None)
+
+
+def through_workers(config: Config, template: Path, env: dict[str, str], model: Path) -> Run:
+    styled = fresh_styled(template)
     worker = WorkerConfig(engine=config.engine, model=str(model), frames_dir=str(template / "frames"),
-                          styled_dir=str(styled), name_width=6, ext="png", io_threads=config.io_threads)
+                          styled_dir=str(styled), name_width=6, ext="png", io_threads=config.io_threads,
+                          batch=config.batch)
     procs = [subprocess.Popen([sys.executable, "-m", "pipeline.worker"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True, env=env) for _ in range(config.workers)]
     total = FRAMES[config.size] // config.workers * config.workers
@@ -114,7 +139,7 @@ def through_workers(config: Config, template: Path, env: dict[str, str], model: 
             proc.stdin.flush()
         for proc in procs:
             until(proc, Kind.READY)
-        started = time.monotonic()
+        started, cpu = time.monotonic(), sum(cpu_seconds(proc.pid) for proc in procs)
         share = total // config.workers
         for k, proc in enumerate(procs):
             assert proc.stdin is not None
@@ -122,12 +147,13 @@ def through_workers(config: Config, template: Path, env: dict[str, str], model: 
             proc.stdin.flush()
         done = sum(until(proc, Kind.CHUNK_END) for proc in procs)
         seconds = time.monotonic() - started
+        cpu = sum(cpu_seconds(proc.pid) for proc in procs) - cpu
     finally:
         for proc in procs:
             proc.kill()
             proc.wait()
     assert done == total, f"{done} of {total} frames done"
-    return total / seconds
+    return Run(total / seconds, 1000 * cpu / total)
 
 
 def until(proc: subprocess.Popen[str], kind: Kind) -> int:
@@ -144,6 +170,21 @@ def until(proc: subprocess.Popen[str], kind: Kind) -> int:
         if event.kind == kind:
             return done
     raise RuntimeError(f"the worker exited before {kind}")
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A ratio taken within each round: the subject's frames/s over the fastest baseline's (at most `cap`)."""
+
+    name: str
+    subject: Config
+    baselines: tuple[Config, ...]
+    cap: float = float("inf")
+    goal: float | None = None
+
+
+def spread(values: list[float], form: str = ".2f") -> str:
+    return f"{statistics.median(values):{form}} ({min(values):{form}}-{max(values):{form}})"
 
 
 def main() -> int:
@@ -163,56 +204,62 @@ def main() -> int:
     def pool(workers: int) -> int:  # the plan's I/O threads for a worker whose network is not on the CPU
         return resources.plan_io(cores, workers, 0)
 
-    # pairs compared within a round run next to each other
-    configs = [Config("free", "640x360", 2, 0), Config("free", "640x360", 2, pool(2)),
-               Config("accelerator", "640x360", 1, 0), Config("accelerator", "640x360", 1, pool(1)),
-               Config("free", "640x360", 1, 0), Config("free", "640x360", 1, pool(1)),
-               Config("free", "1920x1080", 2, 0), Config("free", "1920x1080", 1, pool(1)),
-               Config("free", "1920x1080", 1, 0), Config("free", "1920x1080", 2, pool(2)),
-               Config("accelerator", "640x360", 1, 0, cli=True), Config("accelerator", "640x360", 1, pool(1), cli=True)]
-    rates: dict[Config, list[float]] = {c: [] for c in configs}
-    try:
-        templates = prepare(work, env)
-        started = time.monotonic()
-        for _ in range(ROUNDS):
-            for config in configs:
-                measure = through_cli if config.cli else through_workers
-                rates[config].append(measure(config, templates[config.size], env, model))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    print(f"bench_io: {cores} cores ({os.getloadavg()[0]:.1f} load), {ROUNDS} alternating rounds in "
-          f"{time.monotonic() - started:.0f} s; frames {FRAMES}; frames/s: median (each round's)")
-    for config in configs:
-        print(f"  {config!s:<58} {statistics.median(rates[config]):6.1f}  "
-              f"({', '.join(f'{r:.1f}' for r in rates[config])})")
-
-    def ratio(name: str, of: Callable[[dict[Config, float]], float], goal: float | None = None) -> None:
-        each = [of({c: r[i] for c, r in rates.items()}) for i in range(ROUNDS)]
-        middle = statistics.median(each)
-        verdict = "" if goal is None else f" (target >= {goal}) {'ok' if middle >= goal else 'MISSED'}"
-        print(f"  {name}: {middle:.2f}x ({', '.join(f'{r:.2f}' for r in each)}){verdict}")
-
     def free(size: str, workers: int, pooled: bool) -> Config:
         return Config("free", size, workers, pool(workers) if pooled else 0)
 
-    accel_on, accel_off = Config("accelerator", "640x360", 1, pool(1)), Config("accelerator", "640x360", 1, 0)
-    print("ratios (median of the rounds' own):")
-    ratio("10 ms accelerator, 1 worker at 640x360, pool on vs min(100, the I/O ceiling of 2 workers)",
-          lambda f: f[accel_on] / min(100.0, max(f[free("640x360", 2, False)], f[free("640x360", 2, True)])), 0.9)
-    ratio("  the same, pool off", lambda f: f[accel_off] / min(100.0, max(f[free("640x360", 2, False)],
-                                                                         f[free("640x360", 2, True)])))
-    ratio(f"free engine at 1920x1080, 1 worker on {cores} cores (pool {pool(1)}) vs 2 workers (pool off)",
-          lambda f: f[free("1920x1080", 1, True)] / f[free("1920x1080", 2, False)], 0.9)
-    ratio("  the same, 1 worker with its pool off", lambda f: f[free("1920x1080", 1, False)] / f[free("1920x1080", 2, False)])
-    ratio("  1 worker (pool on) vs 2 workers with their pools",
-          lambda f: f[free("1920x1080", 1, True)] / f[free("1920x1080", 2, True)])
-    for size in FRAMES:
-        ratio(f"free engine at {size}, 1 worker, pool on vs off",
-              lambda f, size=size: f[free(size, 1, True)] / f[free(size, 1, False)])  # type: ignore[misc]
-    ratio("vpipe stylize, 10 ms accelerator, 1 worker at 640x360, pool on vs off",
-          lambda f: f[Config("accelerator", "640x360", 1, pool(1), cli=True)]
-          / f[Config("accelerator", "640x360", 1, 0, cli=True)])
+    gpu = Config("accelerator", "640x360", 1, pool(1), resources.GPU_BATCH)  # as the plan runs a GPU worker
+    ceiling = (free("640x360", 2, False), free("640x360", 2, True))
+    hd = (free("1920x1080", 2, False), free("1920x1080", 2, True))
+    compares = [
+        Compare(f"10 ms accelerator, 1 worker at 640x360 ({gpu.io_threads} I/O threads, batch {gpu.batch}) "
+                "/ min(100, I/O ceiling of 2 workers)", gpu, ceiling, 100.0, 0.9),
+        Compare("  the same, batch 1", replace(gpu, batch=1), ceiling, 100.0),
+        Compare("  the same, pool off, batch 1", replace(gpu, io_threads=0, batch=1), ceiling, 100.0),
+        Compare(f"free engine at 1920x1080, 1 worker on {cores} cores (pool on) / 2 workers", free("1920x1080", 1, True),
+                hd, goal=0.9),
+        Compare("  the same, 1 worker with its pool off", free("1920x1080", 1, False), hd),
+        Compare("free engine at 640x360, 1 worker, pool on / off", free("640x360", 1, True), (free("640x360", 1, False),)),
+        Compare("vpipe stylize, 10 ms accelerator, 1 worker at 640x360, as above / pool off, batch 1",
+                replace(gpu, cli=True), (replace(gpu, io_threads=0, batch=1, cli=True),)),
+    ]
+    if os.environ.get("BENCH_IO_COMPARE"):  # e.g. "0,4": only these comparisons
+        compares = [compares[int(i)] for i in os.environ["BENCH_IO_COMPARE"].split(",")]
+    # each comparison's configurations run next to each other; odd rounds run the list backwards, so a
+    # drift in the machine's load weighs on both sides of a ratio alike
+    order = list(dict.fromkeys(c for compare in compares for c in (compare.subject, *compare.baselines)))
+    rates: dict[Config, list[Run]] = {c: [] for c in order}
+    try:
+        templates = prepare(work, env)
+        started = time.monotonic()
+        for number in range(ROUNDS):
+            for config in order if number % 2 == 0 else order[::-1]:
+                measure = through_cli if config.cli else through_workers
+                rates[config].append(measure(config, templates[config.size], env, model))
+        seconds = time.monotonic() - started
+        stages = [subprocess.run([sys.executable, str(ROOT / "bench" / "io_stages.py"), str(templates["640x360"] / "frames"),
+                                  str(fresh_styled(templates["640x360"])), str(io), str(batch), str(FRAMES["640x360"])],
+                                 env=env, check=True, capture_output=True, text=True).stdout
+                  for io, batch in ((0, 1), (gpu.io_threads, gpu.batch))]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"bench_io on {cpu_model()}, {cores} cores (load {os.getloadavg()[0]:.1f} at the end); {ROUNDS} rounds in "
+          f"{seconds:.0f} s, the configurations interleaved; frames {FRAMES}; I/O threads from resources.plan_io")
+    print("frames/s and the workers' CPU ms a frame (start-up left out): median (min-max) over the rounds")
+    for config in order:
+        fps = [r.fps for r in rates[config]]
+        cpu = [r.cpu_ms for r in rates[config] if r.cpu_ms is not None]
+        print(f"  {config!s:<58} {spread(fps, '6.1f')} frames/s" + (f"  {spread(cpu, '5.1f')} ms CPU" if cpu else ""))
+    print("ratios, each taken within a round: median (min-max) over the rounds")
+    for compare in compares:
+        each = [rates[compare.subject][i].fps / min(compare.cap, max(rates[b][i].fps for b in compare.baselines))
+                for i in range(ROUNDS)]
+        verdict = "" if compare.goal is None else (
+            f"  target >= {compare.goal}: {'ok' if statistics.median(each) >= compare.goal else 'MISSED'}"
+            f" (met in {sum(r >= compare.goal for r in each)} of {ROUNDS} rounds)")
+        print(f"  {compare.name:<88} {spread(each)}{verdict}")
+    print("where one worker's time goes (10 ms accelerator, 640x360; bench/io_stages.py, one run each):")
+    print("".join(stages), end="")
     return 0
 
 
