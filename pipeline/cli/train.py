@@ -78,7 +78,7 @@ def _teacher(choice: str, painting: Path) -> Teacher | None:
 
 # Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
 RECIPES: dict[str, dict[str, Any]] = {
-    "distill": {"size": 192, "steps": 1000, "temporal_weight": 300.0, "channels": (16, 32, 64)},
+    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 64)},
     "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48)}}
 
 
@@ -91,7 +91,7 @@ RECIPES: dict[str, dict[str, Any]] = {
               help="Distil the arbitrary engine's output for the painting (auto: where its models are present), "
                    "or none: the Gram-loss recipe.")
 @click.option("--size", type=click.IntRange(min=64), help="Training crop side [192].")
-@click.option("--steps", type=click.IntRange(min=1), help="Adam steps [distillation 1000, Gram 2000].")
+@click.option("--steps", type=click.IntRange(min=1), help="Adam steps [distillation 3000, Gram 2000].")
 @click.option("--batch", type=click.IntRange(min=2), default=4, show_default=True, help="Crops per step.")
 @click.option("--temporal-weight", type=click.FloatRange(min=0),
               help="Weight of the flow-warped consistency term on consecutive video frames, 0: off "
