@@ -21,6 +21,7 @@ from pipeline import optimize, storage
 from pipeline.engines import features
 from pipeline.engines.base import Guide
 from pipeline.errors import ModelError, UsageError
+from pipeline.optimize import Callback  # the name `optimize` is a method in the engine's class
 
 # ---------------------------------------------------------------- losses (pure)
 
@@ -235,7 +236,7 @@ class GatysEngine:
         return frame.astype(np.float32)
 
     def stylize_guided(self, frame: np.ndarray, guide: Guide | None,
-                       callback: optimize.Callback | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+                       callback: Callback | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """A warm frame (guide) is optimized at its size with the plain budget; a cold one coarse to fine,
         its budget shared equally by the pyramid's levels, each level starting from the one below.
         `callback` sees each iteration at the frame's own size (the last level) and may stop it."""
