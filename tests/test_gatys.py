@@ -248,6 +248,15 @@ def test_the_defaults_paint_in_the_paintings_colours_and_the_pyramid_works() -> 
     assert np.abs(styled.reshape(-1, 3).mean(0) - target).sum() < 0.3 * np.abs(content.reshape(-1, 3).mean(0) - target).sum()
 
 
+def test_a_callback_sees_and_may_stop_only_the_frames_own_size() -> None:
+    engine = gatys.GatysEngine(painting(), features.load("squeezenet", None),
+                               gatys.Settings(iterations=6, tolerance=0, pyramid=3))
+    seen: list[int] = []
+    _, stats = engine.stylize_guided(frame(128, 160), None, lambda it, _loss: seen.append(it) or it == 2)
+    assert seen == [1, 2]  # the coarse level (64x80) ran its 6 iterations unwatched
+    assert (stats["iterations"], stats["stop"]) == (6 + 2, "callback")
+
+
 def test_vgg19_builds_and_stylizes_with_the_defaults() -> None:
     engine = gatys.GatysEngine(painting(), features.load("vgg19", None),
                                gatys.Settings(iterations=2, tolerance=0, pyramid=3))

@@ -21,6 +21,7 @@ from pipeline import optimize, storage
 from pipeline.engines import features
 from pipeline.engines.base import Guide
 from pipeline.errors import ModelError, UsageError
+from pipeline.optimize import Callback  # the name `optimize` is a method in the engine's class
 
 # ---------------------------------------------------------------- losses (pure)
 
@@ -234,14 +235,16 @@ class GatysEngine:
             return match_palette(frame, self.style_image)
         return frame.astype(np.float32)
 
-    def stylize_guided(self, frame: np.ndarray, guide: Guide | None) -> tuple[np.ndarray, dict[str, Any]]:
+    def stylize_guided(self, frame: np.ndarray, guide: Guide | None,
+                       callback: Callback | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """A warm frame (guide) is optimized at its size with the plain budget; a cold one coarse to fine,
-        its budget shared equally by the pyramid's levels, each level starting from the one below."""
+        its budget shared equally by the pyramid's levels, each level starting from the one below.
+        `callback` sees each iteration at the frame's own size (the last level) and may stop it."""
         started = time.monotonic()
         content = self.content_frame(frame)
         x0, init = self.initial(content, guide)
         if guide is not None:
-            result = self.optimize(content, guide, x0, self.settings.iterations)
+            result = self.optimize(content, guide, x0, self.settings.iterations, callback)
             iterations, evaluations = result.iterations, result.evaluations
         else:
             height, width = frame.shape[:2]
@@ -249,7 +252,8 @@ class GatysEngine:
             budget = max(1, (self.settings.first_iterations or 2 * self.settings.iterations) // len(sizes))
             x, iterations, evaluations = resize(x0, *sizes[0]), 0, 0
             for h, w in sizes:
-                result = self.optimize(resize(content, h, w), None, resize(x, h, w), budget)
+                last = (h, w) == sizes[-1]
+                result = self.optimize(resize(content, h, w), None, resize(x, h, w), budget, callback if last else None)
                 x, iterations, evaluations = result.x, iterations + result.iterations, evaluations + result.evaluations
         styled = np.clip(np.rint(result.x), 0, 255).astype(np.uint8)
         return styled, {"iterations": iterations, "evaluations": evaluations,
