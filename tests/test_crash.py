@@ -95,7 +95,9 @@ def test_kill_9_of_the_coordinator_loses_nothing(tmp_path: Path, job: Path, env:
 
 def test_ctrl_c_returns_frames_to_pending_without_spending_attempts(
         tmp_path: Path, job: Path, env: dict[str, str]) -> None:
-    env = {**env, "POSTERIZE_DELAY": "0.1"}
+    # 0.5 s a frame: the run lasts ~7 s, so a loaded machine still interrupts it mid-run (at 0.1 s, CI saw
+    # the run finish between the third frame and the signal)
+    env = {**env, "POSTERIZE_DELAY": "0.5"}
     proc = vpipe_process(["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin")], env)
     wait_until(lambda: done_count(job) >= 3)
     workers = children(proc.pid)
