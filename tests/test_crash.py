@@ -18,7 +18,7 @@ from click.testing import Result
 from pipeline.job import Job, JobLock
 from pipeline.manifest import Manifest, Status
 from pipeline.verify import verify
-from tests.helpers import split_job, vpipe_process
+from tests.helpers import alive, children, split_job, vpipe_process, wait_until
 
 
 @pytest.fixture()
@@ -29,34 +29,6 @@ def job(tmp_path: Path, vpipe: Callable[..., Result]) -> Path:
 def done_count(job: Path) -> int:
     with sqlite3.connect(job / "manifest.sqlite") as conn:
         return int(conn.execute("SELECT COUNT(*) FROM frames WHERE status='done'").fetchone()[0])
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
 
 
 def test_kill_9_of_the_coordinator_loses_nothing(tmp_path: Path, job: Path, env: dict[str, str]) -> None:

@@ -18,7 +18,7 @@ from click.testing import Result
 
 from pipeline import stages
 from pipeline.manifest import Manifest, Status
-from tests.helpers import make_clip, vpipe_process
+from tests.helpers import make_clip, vpipe_process, wait_until
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -53,13 +53,6 @@ def counts(job: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT status, COUNT(*) FROM frames GROUP BY status").fetchall())
 
 
-def wait_until(predicate: Callable[[], bool], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
-
-
 def mtimes(job: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in (job / "styled").glob("*.png")}
 
@@ -70,7 +63,7 @@ def test_a_killed_coordinator_loses_nothing_and_a_resume_finishes(
     args = ["stylize", "--job", "t", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--chunk", "4",
             "--executor", "ray", "--ray-address", cluster[0].address]
     proc = vpipe_process(args, {**env, "POSTERIZE_DELAY": "0.1"})
-    wait_until(lambda: counts(job).get("done", 0) >= 6)
+    wait_until(lambda: counts(job).get("done", 0) >= 6, seconds=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert counts(job).get("running", 0) > 0  # the dead run left frames claimed
@@ -102,7 +95,7 @@ def test_a_node_removed_mid_run_costs_at_most_its_frame_in_flight(
     outcome: list[Any] = []
     run = threading.Thread(target=lambda: outcome.append(stages.stylize(tmp_path / "jobs", "t", options)))
     run.start()
-    wait_until(lambda: counts(job).get("done", 0) >= 10)
+    wait_until(lambda: counts(job).get("done", 0) >= 10, seconds=120)
     cluster[0].remove_node(cluster[1][0])  # its replacement has no room: that slot retires, the other finishes
     run.join(timeout=300)
     assert not run.is_alive() and outcome, "the run did not finish"
