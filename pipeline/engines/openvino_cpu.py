@@ -94,10 +94,14 @@ class Runner:
         if batch.shape != self._shape:
             self._request = None  # the previous shape's compiled model goes before the next one is made
             self._model.reshape(list(batch.shape))
-            self._request = self._core.compile_model(self._model, "CPU", self.config).create_infer_request()
+            self._request = self._compiled()
             self._shape = batch.shape
         result: np.ndarray = np.array(self._request.infer({0: batch})[0])  # a copy: the next call reuses its buffer
         return result
+
+    def _compiled(self) -> Any:
+        """An inference request on the model compiled for its current shapes (from OpenVINO's cache where there)."""
+        return self._core.compile_model(self._model, "CPU", self.config).create_infer_request()
 
     def inputs(self) -> dict[str, tuple[int, ...]]:
         """The model's inputs by name, with their shapes (a model with fixed shapes)."""
@@ -106,6 +110,6 @@ class Runner:
     def named(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """One pass with the inputs given by name, at the model's own shapes."""
         if self._request is None:
-            self._request = self._core.compile_model(self._model, "CPU", self.config).create_infer_request()
+            self._request = self._compiled()
         result: np.ndarray = np.array(self._request.infer(arrays)[0])
         return result
