@@ -48,6 +48,20 @@ def per_frame(samples: Sequence[np.ndarray], fmt: str, quality: int | None = Non
     return float(np.mean([len(storage.encode(f, fmt, quality)) for f in samples]))
 
 
+def largest(size: tuple[int, int], fmt: str) -> float | None:
+    """The most bytes a frame of this (width, height) can take in this format, where that is bounded: a
+    PNG (deflate never grows data by more than its stored blocks' framing) takes at most its raw pixels
+    (16-bit RGB here) plus a filter byte per row and the chunk headers. JPEG and WebP: None."""
+    width, height = size
+    return (6 * width + 1) * height * 1.01 + 4096 if fmt == "png" else None
+
+
+def surely_fits(where: Path, frames: int, size: tuple[int, int], fmt: str) -> bool:
+    """Whether `frames` frame files fit in `where` even at their `largest`: then none need be encoded to tell."""
+    most = largest(size, fmt)
+    return most is not None and frames * most * MARGIN <= free(where)
+
+
 def check(where: Path, frames: int, each: float, what: str, hints: str) -> None:
     """Refuse, with the figures, when `frames` files of about `each` bytes would not fit in `where`."""
     need, room = int(frames * each * MARGIN), free(where)

@@ -113,6 +113,8 @@ def _check_split_space(source: Path, base: Path, info: probe.VideoInfo, fmt: str
     if not info.duration:
         return
     count = info.frame_count or int(info.duration * float(probe.rational(info.rate) or 30)) + 1
+    if disk.surely_fits(base, count, info.display_size, fmt):
+        return
     try:
         samples = video.frames_at(source, [info.duration * k / 4 for k in (1, 2, 3)], max(info.display_size))
     except MediaError:
@@ -170,12 +172,14 @@ class RunResult:
 def _check_styled_space(job: Job, meta: JobMeta, settings: dict[str, Any], todo: list[int]) -> None:
     """Refuse up front, with the figures, a run whose styled frames would not fit (3 frames re-encoded)."""
     files = job.files(meta, settings)
+    ext = storage.styled_ext(settings, meta.ext)
+    if disk.surely_fits(job.styled_dir, len(todo), meta.video.display_size, ext):
+        return
     picks = [todo[0], todo[len(todo) // 2], todo[-1]]
     try:
         samples = [storage.read_rgb(files.source(i)) for i in picks]
     except (OSError, ValueError):
         return  # a damaged source frame fails its own frame, not the run
-    ext = storage.styled_ext(settings, meta.ext)
     each = disk.per_frame(samples, ext, settings.get("quality")) * disk.STYLED_GROWTH
     done = [p.stat().st_size for p in itertools.islice(job.styled_dir.glob(f"*.{ext}"), 200)]
     if done:  # this job's own styled frames say best what the next ones take

@@ -10,13 +10,38 @@ import numpy as np
 import pytest
 from click.testing import Result
 
-from pipeline import disk
+from pipeline import disk, storage
 from tests.helpers import make_clip
 
 
 def test_per_frame_size_follows_the_format() -> None:
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)
     assert disk.per_frame([frame], "png") > disk.per_frame([frame], "jpg") > 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_no_png_frame_exceeds_the_bound_that_lets_a_check_skip_sampling(dtype: type) -> None:
+    size = (97, 31)  # odd sizes: the per-row filter byte counts most in a narrow frame
+    noise = np.random.default_rng(1).integers(0, np.iinfo(dtype).max, (size[1], size[0], 3), dtype=dtype)
+    worst = len(storage.encode(noise, "png"))  # incompressible
+    bound = disk.largest(size, "png")
+    assert bound is not None and worst <= bound < 2.1 * worst + 4096  # and not so loose it never helps
+    assert disk.largest(size, "jpg") is None  # no bound: sampled
+
+
+def test_split_and_stylize_sample_no_frames_when_even_the_largest_fit(
+        tmp_path: Path, vpipe: Callable[..., Result], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sampling costs three seeks and decodes (a third of a short split): skipped where the bound fits."""
+    sampled: list[str] = []
+    monkeypatch.setattr(disk, "per_frame", lambda *a, **k: sampled.append("x") or 1.0)
+    clip = make_clip(tmp_path / "clip.mp4", size="160x120", seconds=0.4)
+    monkeypatch.setenv(disk.FREE_ENV, "1G")
+    assert vpipe("split", str(clip), "--job", "s").exit_code == 0
+    (tmp_path / "model.bin").write_bytes(b"quick engine")
+    args = ["stylize", "--job", "s", "--engine", "posterize", "--style", str(tmp_path / "model.bin"), "--workers", "1"]
+    assert vpipe(*args).exit_code == 0 and not sampled
+    monkeypatch.setenv(disk.FREE_ENV, "1M")  # 12 frames of 160x120: 1.7 MB at the bound
+    assert vpipe("split", str(clip), "--job", "t").exit_code == 0 and sampled
 
 
 def test_free_space_can_be_injected_and_falls_back_to_the_nearest_folder(tmp_path: Path,
