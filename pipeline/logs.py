@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
-import structlog
-
 from . import storage
 
 
 def _json_logger(stream: IO[str]) -> Any:
+    import structlog  # here, not at the top: only a run logs, and every command would pay its import
+
     return structlog.wrap_logger(
         structlog.PrintLogger(cast(TextIO, stream)),
         processors=[structlog.processors.add_log_level,

@@ -92,6 +92,16 @@ def test_the_coordinator_side_imports_no_tensorflow() -> None:
     assert out.strip() == "[]"
 
 
+def test_a_command_imports_only_its_own_family_and_no_logging_until_it_logs() -> None:
+    """`vpipe split` starts in a fraction of the time `vpipe --help` takes (every module listed)."""
+    code = ("import sys; from pipeline.cli import main; sys.argv = ['vpipe', 'split', '--help']\n"
+            "try: main()\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('pipeline.cli.inspect', 'pipeline.cli.models', 'pipeline.cli.train', "
+            "'pipeline.sheet', 'structlog', 'tensorflow') if m in sys.modules), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "Decode VIDEO" in done.stdout and done.stderr.strip() == "[]"
+
+
 if __name__ == "__main__":  # `python tests/test_imports.py`: print the cycles, if any
     sys.path.insert(0, str(ROOT))
     print(cycles(graph()) or "no import cycle in pipeline/")

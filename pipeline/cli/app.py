@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -29,8 +30,27 @@ def _reader_left() -> NoReturn:
     sys.exit(141)
 
 
+# Each command's module and function: a module is imported when one of its commands runs (or --help
+# lists them all), so a command does not pay for the others' imports.
+COMMANDS = {"run": "jobs:run", "split": "jobs:split", "stylize": "jobs:stylize", "retry-failed": "jobs:retry_failed",
+            "assemble": "jobs:assemble", "status": "inspect:status", "metrics": "inspect:metrics",
+            "verify": "inspect:verify", "doctor": "inspect:doctor", "preview": "inspect:preview",
+            "models": "models:models_group", "train-style": "train:train_style", "styles": "models:styles_command"}
+
+
 class Group(click.Group):
-    """Turns every known error into one line and its exit code; never a traceback for the user."""
+    """Turns every known error into one line and its exit code; never a traceback for the user. Its
+    commands are `COMMANDS`, in the order listed there."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, function = COMMANDS[name].split(":")
+        command: click.Command = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        return command
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         """Also --help, --version and the last flush at exit: a closed pipe is quiet wherever it is met."""
