@@ -209,6 +209,7 @@ def end_to_end(work: Path, n: int, network: dict[str, float]) -> None:
                     "-crf", "18", "-c:a", "aac", "-shortest", str(clip)], check=True)
     env = {**os.environ, "VPIPE_JOBS_DIR": str(work / "jobs"), "VPIPE_MODELS_DIR": str(ASSETS / "models"),
            "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: a wheel's modules are compiled once, not at every start
     vpipe = [sys.executable, "-m", "pipeline.cli"]
     chosen, backend = fast.choose("auto", False, precision.cpu_flags())
     engine = fast.FastEngine(WAVE, precision=chosen, backend=backend, threads=THREADS)
