@@ -64,7 +64,7 @@ def test_a_file_openvino_cannot_read_is_one_line(tmp_path: Path) -> None:
 
 def test_a_cached_file_openvino_cannot_read_is_converted_again(slim: Path, tmp_path: Path) -> None:
     arrays, decoder = weights.load_net(slim)
-    path = tmp_path / f"fast-{xnnpack.fast_key(arrays, decoder)}.tflite"
+    path = tmp_path / f"fast-{xnnpack.fast_key(arrays, decoder, backend='openvino')}.tflite"
     path.write_bytes(b"not a flatbuffer")
     runner = xnnpack.fast_runner(arrays, decoder, cache=tmp_path, backend="openvino")
     assert runner(np.zeros((1, 56, 72, 3), np.float32)).shape == (1, 56, 72, 3)

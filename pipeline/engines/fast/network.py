@@ -112,29 +112,60 @@ def _up_taps(k: int, decoder: str) -> list[tuple[int, int, int]]:
     return taps
 
 
-def up_kernel(kernel: np.ndarray, decoder: str) -> tuple[np.ndarray, int, int]:
+def up_kernel(kernel: np.ndarray, decoder: str) -> tuple[np.ndarray, int, int, int]:
     """The decoder's 2x upsampling conv as a VALID conv on pad(x, lo, hi) with 4x the output channels.
 
     `kernel` is [k, k, out, in] for "transpose" (TF conv2d_transpose layout) and [k, k, in, out] for
-    "resize". depth_to_space(result, 2) is the upsampled output.
+    "resize". Returns (kernel, lo, hi, crop): depth_to_space(result, 2) with `crop` pixels cut from each
+    side is the upsampled output. Each output phase reads its own window of the input; placed as they
+    fall (crop 0), the union of the windows is the kernel (3x3 for resize 3x3, of which each phase uses
+    2x2: 5/9 zeros); with each phase's window moved onto a shared one (phase p of pixel m computed at
+    m + p, into the depth-to-space slot of phase 1 - p: crop 1), it is only as wide as one phase's
+    window (2x2 there). The smaller of the two is returned.
     """
     k = kernel.shape[0]
     kio = np.transpose(kernel, (0, 1, 3, 2)) if decoder == "transpose" else kernel
     c, o = kio.shape[2:]
     taps = _up_taps(k, decoder)
-    lo, hi = -min(d for _, _, d in taps), max(d for _, _, d in taps)
-    out = np.zeros([lo + hi + 1, lo + hi + 1, c, 2, 2, o], np.float32)
-    for ti, pi, di in taps:
-        for tj, pj, dj in taps:
-            out[di + lo, dj + lo, :, pi, pj, :] += kio[ti, tj]
-    out = out.reshape(lo + hi + 1, lo + hi + 1, c, 4 * o)
-    # all-zero outer rows and columns (a kernel zero-padded to an even size, e.g. Torch's 3x3 as 4x4) cost
-    # multiply-adds for nothing: drop them
-    while lo + hi > 0 and not out[0].any() and not out[:, 0].any():
-        out, lo = out[1:, 1:], lo - 1
-    while lo + hi > 0 and not out[-1].any() and not out[:, -1].any():
-        out, hi = out[:-1, :-1], hi - 1
-    return np.ascontiguousarray(out), lo, hi
+    forms = []
+    for crop in (0, 1):  # at crop 1, phase p's offsets d become window rows d - p + lo
+        lo = max(crop * p - d for _, p, d in taps)
+        size = max(d - crop * p for _, p, d in taps) + lo + 1
+        out = np.zeros([size, size, c, 2, 2, o], np.float32)
+        for ti, pi, di in taps:
+            for tj, pj, dj in taps:
+                slot_i, slot_j = (1 - pi, 1 - pj) if crop else (pi, pj)
+                out[di - crop * pi + lo, dj - crop * pj + lo, :, slot_i, slot_j, :] += kio[ti, tj]
+        out = out.reshape(size, size, c, 4 * o)
+        hi = size - 1 - lo + crop  # z needs H + crop rows: H + lo + hi - size + 1
+        # all-zero outer rows and columns (a kernel zero-padded to an even size, e.g. Torch's 3x3 as 4x4)
+        # cost multiply-adds for nothing: drop them
+        while size > 1 and not out[0].any() and not out[:, 0].any():
+            out, lo, size = out[1:, 1:], lo - 1, size - 1
+        while size > 1 and not out[-1].any() and not out[:, -1].any():
+            out, hi, size = out[:-1, :-1], hi - 1, size - 1
+        forms.append((np.ascontiguousarray(out), lo, hi, crop))
+    return min(forms, key=lambda f: f[0].shape[0])
+
+
+def transposed_kernel(kernel: np.ndarray, decoder: str) -> np.ndarray:
+    """The decoder's 2x upsampling conv as one stride-2 SAME transposed conv ([K, K, out, in], TF's layout):
+    the original kernel for "transpose"; for "resize" (nearest 2x, then a kxk conv), a (k+1)x(k+1) kernel
+    holding each phase's taps (4x4 for 3x3: 16 multiply-adds per input pixel and channel pair, against
+    the sub-pixel form's 36, or 16 plus a crop)."""
+    k = kernel.shape[0]
+    kio = np.transpose(kernel, (0, 1, 3, 2)) if decoder == "transpose" else kernel
+    # conv2d_transpose SAME, stride 2: out[2m + p] += x[m + d] * K[p - 2d + lead], lead = (K - 2) // 2
+    taps = [(t, p - 2 * d) for t, p, d in _up_taps(k, decoder)]
+    lead = max(-s for _, s in taps)
+    size = max(max(s for _, s in taps) + lead + 1, 2 * lead + 2)
+    if (size - 2) // 2 != lead:
+        raise ValueError(f"no SAME transposed conv holds this {k}x{k} {decoder} kernel")
+    out = np.zeros([size, size, *kio.shape[2:][::-1]], np.float32)
+    for ti, si in taps:
+        for tj, sj in taps:
+            out[si + lead, sj + lead] += kio[ti, tj].T
+    return out
 
 
 def _padded(x: tf.Tensor, lo: int, hi: int) -> tf.Tensor:
@@ -153,9 +184,19 @@ def _s2d_conv(kernel: np.ndarray, r: int, dtype: tf.DType) -> Conv:
 
 
 def _up_conv(kernel: np.ndarray, decoder: str, dtype: tf.DType) -> Conv:
-    k2, lo, hi = up_kernel(kernel, decoder)
+    k2, lo, hi, crop = up_kernel(kernel, decoder)
     k = tf.constant(k2, dtype)
-    return lambda x: tf.nn.depth_to_space(tf.nn.conv2d(_padded(x, lo, hi), k, 1, "VALID"), 2)
+    return lambda x: _crop(tf.nn.depth_to_space(tf.nn.conv2d(_padded(x, lo, hi), k, 1, "VALID"), 2), crop)
+
+
+def _transposed_conv(kernel: np.ndarray, decoder: str, dtype: tf.DType) -> Conv:
+    k = tf.constant(transposed_kernel(kernel, decoder), dtype)
+
+    def conv(x: tf.Tensor) -> tf.Tensor:
+        s = tf.shape(x)
+        return tf.nn.conv2d_transpose(x, k, tf.stack([s[0], s[1] * 2, s[2] * 2, k.shape[2]]), 2, "SAME")
+
+    return conv
 
 
 def _split_conv(kernel: np.ndarray, k: int, dtype: tf.DType) -> Conv:
@@ -183,32 +224,44 @@ def _split_conv(kernel: np.ndarray, k: int, dtype: tf.DType) -> Conv:
 # How the wide-kernel ends run, by backend (measured on the Engstrom 9x9 ends at 640x360, 2 threads):
 # TF's oneDNN convs gain from the space-to-depth grid (first r=2, last r=4); XNNPACK runs the 3 -> 32
 # conv fastest as it is (23 ms; s2d 30) and the 32 -> 3 conv as 3x3 parts (35 ms; s2d 42, plain 72).
-FIRST_R, LAST_R, LITE_SPLIT = 2, 4, 3
+# OpenVINO runs the last conv as 3x3 parts from 5x5 up (vpipe's 5x5 16 -> 3: 42 ms a frame against 46
+# plain; s2d r=2 74), the first as it is (wave's 9x9: s2d r=2 400 ms against 384).
+FIRST_R, LAST_R, SPLIT = 2, 4, 3
+FORMS = ("tf", "xnnpack", "openvino")
 
 
-def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32, lite: bool = False) -> list[Conv]:
+def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32, form: str = "tf") -> list[Conv]:
     """One callable per layer, in network order (the layout of `weights.layers`), in the forms that are
-    fastest on TF's own kernels or, with `lite`, on XNNPACK's."""
+    fastest on the kernels of `form`: TF's own, XNNPACK's or OpenVINO's CPU plugin's."""
     n = len(arrays) // 3
     out: list[Conv] = []
     for i in range(n):
         kernel = arrays[3 * i]
         wide = kernel.shape[0] >= 7
         if i in (n - 3, n - 2):
-            out.append(_up_conv(kernel, decoder, dtype))
-        elif i == 0 and wide and not lite:
+            out.append((_transposed_conv if form == "openvino" else _up_conv)(kernel, decoder, dtype))
+        elif i == 0 and wide and form == "tf":
             out.append(_s2d_conv(kernel, FIRST_R, dtype))
-        elif i == n - 1 and wide:
-            out.append(_split_conv(kernel, LITE_SPLIT, dtype) if lite else _s2d_conv(kernel, LAST_R, dtype))
+        elif i == n - 1 and (wide or form == "openvino" and kernel.shape[0] > SPLIT):
+            out.append(_s2d_conv(kernel, LAST_R, dtype) if form == "tf" else _split_conv(kernel, SPLIT, dtype))
         else:
             out.append(_conv(kernel, 2 if i in (1, 2) else 1, dtype))
     return out
 
 
-def instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor, eps: float = EPS) -> tf.Tensor:
-    """Per image and channel: one pass for the statistics, one multiply-add to apply them (fp32)."""
+def instance_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor, eps: float = EPS,
+                  centred: bool = False) -> tf.Tensor:
+    """Per image and channel, in fp32: the statistics, then one multiply-add to apply them.
+
+    The variance in one pass (E[x^2] - E[x]^2), or with `centred` as the mean squared difference from
+    the mean: a second pass, but the pattern OpenVINO fuses into its MVN kernel (with the multiply-add
+    and the ReLU after it), where the one-pass form runs as separate reductions and element-wise ops.
+    """
     mean = tf.reduce_mean(x, [1, 2], keepdims=True)
-    var = tf.maximum(tf.reduce_mean(tf.square(x), [1, 2], keepdims=True) - tf.square(mean), 0.0)
+    if centred:
+        var = tf.reduce_mean(tf.math.squared_difference(x, mean), [1, 2], keepdims=True)
+    else:
+        var = tf.maximum(tf.reduce_mean(tf.square(x), [1, 2], keepdims=True) - tf.square(mean), 0.0)
     gain = scale * tf.math.rsqrt(var + eps)
     return x * gain + (shift - mean * gain)
 
@@ -218,18 +271,22 @@ def _crop(x: tf.Tensor, t: int) -> tf.Tensor:
 
 
 def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32,
-            lite: bool = False, spec: Spec | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
-    """(N, H, W, 3) float32 RGB 0..255, H and W multiples of 4 -> (N, H, W, 3) uint8; `lite`: the
-    layer forms for XNNPACK (`convs`); `spec`: the model's "vpipe" fields (fast_spec; default Engstrom's)."""
+            form: str = "tf", spec: Spec | None = None) -> Callable[[tf.Tensor], tf.Tensor]:
+    """(N, H, W, 3) float32 RGB 0..255, H and W multiples of 4 -> (N, H, W, 3) uint8; `form`: the layer
+    forms for TF, XNNPACK or OpenVINO (`convs`, `instance_norm`); `spec`: the model's "vpipe" fields
+    (fast_spec; default Engstrom's)."""
     spec = spec or Spec()
-    layer_convs = convs(arrays, decoder, dtype, lite)
+    layer_convs = convs(arrays, decoder, dtype, form)
     norms = [(tf.constant(arrays[3 * i + 1]), tf.constant(arrays[3 * i + 2])) for i in range(len(layer_convs))]
     blocks = weights.blocks_of(len(layer_convs))
     trims = [spec.trim(i, int(arrays[3 * i].shape[0]), blocks) for i in range(len(layer_convs))]
 
     def layer(x: tf.Tensor, i: int, relu: bool = True) -> tf.Tensor:
         y = tf.cast(_crop(layer_convs[i](tf.cast(x, dtype)), trims[i]), tf.float32)
-        y = instance_norm(y, *norms[i], spec.eps) if spec.norm(i) == "instance" else y * norms[i][1] + norms[i][0]
+        if spec.norm(i) == "instance":
+            y = instance_norm(y, *norms[i], spec.eps, centred=form == "openvino")
+        else:
+            y = y * norms[i][1] + norms[i][0]
         return tf.nn.relu(y) if relu else y
 
     def forward(x: tf.Tensor) -> tf.Tensor:
