@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.engines.fast import engine as fast
 from pipeline import training
-from pipeline.engines.fast import network, weights
+from pipeline.engines.fast import engine as fast
+from pipeline.engines.fast import network
 from pipeline.engines.fast.precision import cpu_flags, resolve
 from pipeline.errors import UsageError
 from tests.helpers import frame, write_model
