@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import training
 from pipeline.engines.fast import engine as fast
-from pipeline.engines.fast import network
+from pipeline.engines.fast import network, weights
 from pipeline.engines.fast.precision import cpu_flags, resolve
 from pipeline.errors import UsageError
-from tests.helpers import frame, write_model
+from tests.helpers import frame, random_net, write_model
 
 
 @pytest.mark.parametrize("k", [3, 5, 9])
@@ -71,27 +70,28 @@ def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
 
 
-def _random_net(kernels: tuple[int, int], decoder: str) -> list[np.ndarray]:
-    """A small net's arrays with random kernels, shifts and scales."""
-    plan = training.Plan(channels=(8, 16, 32), blocks=2, kernels=kernels, decoder=decoder)
-    rng = np.random.default_rng(len(decoder))
-    arrays = [v.numpy() for v in training.init_weights(plan, seed=3)]
-    return [a if i % 3 == 0 else a + rng.normal(0, 0.2, a.shape).astype(np.float32) for i, a in enumerate(arrays)]
-
-
 @pytest.mark.parametrize("form", network.FORMS)
 @pytest.mark.parametrize("kernels, decoder", [((9, 9), "transpose"), ((5, 5), "resize")])
 def test_network_equals_the_transform_net(form: str, kernels: tuple[int, int], decoder: str) -> None:
-    arrays = _random_net(kernels, decoder)
+    arrays = random_net(kernels, decoder, seed=3)
     x = tf.constant(np.stack([frame(36, 52, s) for s in range(2)]).astype(np.float32))
     want = tf.round(network.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
     got = network.network(arrays, decoder, form=form)(x).numpy()
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
-def test_xnnpack_matches_the_graph_at_any_size_and_batch(slim: Path) -> None:
-    graph = fast.FastEngine(slim, batch_size=2)
-    lite = fast.FastEngine(slim, batch_size=2, backend="xnnpack")
+@pytest.fixture(scope="module")
+def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
+    weights.write(folder, random_net(), "resize")
+    return folder
+
+
+@pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
+def test_xnnpack_matches_the_graph_at_any_size_and_batch(model: str, request: pytest.FixtureRequest) -> None:
+    net = request.getfixturevalue(model)
+    graph = fast.FastEngine(net, batch_size=2)
+    lite = fast.FastEngine(net, batch_size=2, backend="xnnpack")
     for size in [(40, 56), (67, 45), (40, 56)]:
         frames = [frame(*size, seed=s) for s in range(3)]
         for a, b in zip(graph.stylize(frames), lite.stylize(frames), strict=True):

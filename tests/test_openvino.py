@@ -19,7 +19,7 @@ from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import weights, xnnpack
 from pipeline.errors import ModelError
-from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, vpipe_run, workers_of, write_model
+from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, random_net, vpipe_run, workers_of, write_model
 
 pytestmark = pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
 
@@ -29,12 +29,24 @@ def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
 
 
-def test_openvino_equals_the_reference_network_at_any_size_and_batch(slim: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """fp32 on OpenVINO against the plain TF graph (network.transform's maths): within one level."""
+@pytest.fixture(scope="module")
+def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A net in the form `vpipe train-style` makes: 5x5 ends, the 'resize' decoder, random weights."""
+    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
+    weights.write(folder, random_net(), "resize")
+    return folder
+
+
+@pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
+def test_openvino_equals_the_reference_network_at_any_size_and_batch(model: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     request: pytest.FixtureRequest) -> None:
+    """fp32 on OpenVINO (its own layer forms: transposed-conv decoder, MVN-fused norms) against the plain
+    TF graph (network.transform's maths), for both decoders: within one level."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    graph = fast.FastEngine(slim, batch_size=2)
-    vino = fast.FastEngine(slim, batch_size=2, backend="openvino", threads=1)
+    net = request.getfixturevalue(model)
+    graph = fast.FastEngine(net, batch_size=2)
+    vino = fast.FastEngine(net, batch_size=2, backend="openvino", threads=1)
     for size in [(40, 56), (67, 45), (40, 56)]:  # a new size compiles again; the first one comes back
         frames = [frame(*size, seed=s) for s in range(3)]
         for a, b in zip(graph.stylize(frames), vino.stylize(frames), strict=True):
