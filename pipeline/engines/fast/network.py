@@ -242,7 +242,7 @@ def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float
             out.append((_transposed_conv if form == "openvino" else _up_conv)(kernel, decoder, dtype))
         elif i == 0 and wide and form == "tf":
             out.append(_s2d_conv(kernel, FIRST_R, dtype))
-        elif i == n - 1 and (wide or form == "openvino" and kernel.shape[0] > SPLIT):
+        elif i == n - 1 and wide:
             out.append(_s2d_conv(kernel, LAST_R, dtype) if form == "tf" else _split_conv(kernel, SPLIT, dtype))
         else:
             out.append(_conv(kernel, 2 if i in (1, 2) else 1, dtype))
@@ -284,7 +284,8 @@ def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.flo
     def layer(x: tf.Tensor, i: int, relu: bool = True) -> tf.Tensor:
         y = tf.cast(_crop(layer_convs[i](tf.cast(x, dtype)), trims[i]), tf.float32)
         if spec.norm(i) == "instance":
-            y = instance_norm(y, *norms[i], spec.eps, centred=form == "openvino")
+            # OpenVINO's MVN over the 3 output channels ran 5-70 ms where the one-pass form takes 2-3
+            y = instance_norm(y, *norms[i], spec.eps, centred=form == "openvino" and i < len(layer_convs) - 1)
         else:
             y = y * norms[i][1] + norms[i][0]
         return tf.nn.relu(y) if relu else y
