@@ -1,15 +1,25 @@
 """The fast engine's transform net in TensorFlow: `transform`, the reference (also trained by
-`vpipe train-style` and tiled by `tiles`), and `network`, the same maths rearranged for inference.
+`vpipe train-style` and tiled by `tiles`), and `network`, the same maths rearranged for inference, in
+the forms each backend's kernels run fastest (`form`: "tf", "xnnpack" or "openvino"; `convs`):
 
 - The 9x9 convs at the ends (3 -> 32 and 32 -> 3 channels) starve a GEMM of channels. For TF's kernels
   they run on the space-to-depth grid (small-kernel convs with r*r times the channels, then
-  depth-to-space); for XNNPACK the last one runs as 3x3 parts summed with shifts (`convs` says which).
-- The decoder's 2x upsampling (transposed conv, or nearest resize + conv) becomes one stride-1 conv on
-  the low-resolution input with 4x the output channels, then depth-to-space (sub-pixel form): no
-  scattered writes and no 4x larger intermediate.
-- Instance norm takes its statistics in one pass (E[x], E[x^2]) and applies one multiply-add.
+  depth-to-space); for XNNPACK and OpenVINO the last one runs as 3x3 parts summed with shifts.
+- The decoder's 2x upsampling (transposed conv, or nearest resize + conv): for TF and XNNPACK one
+  stride-1 conv on the low-resolution input with 4x the output channels, then depth-to-space
+  (sub-pixel form: no scattered writes, no 4x larger intermediate), with each output phase's window
+  moved onto a shared one where that makes the kernel smaller (resize 3x3: 2x2 and a 1-pixel crop, not
+  the 3x3 union of which each phase reads 2x2: 2.25x fewer multiply-adds); for OpenVINO one stride-2
+  transposed conv (its deconvolution kernel; resize 3x3 becomes 4x4, the same 16 taps per pixel).
+- Instance norm applies one multiply-add; its statistics come in one pass (E[x], E[x^2]), except on
+  OpenVINO, where the variance of the centred values is the pattern it fuses into one MVN kernel.
 - Precision: the convs run in bf16/fp16 when asked, with the statistics, the residual stream and
   the output in fp32.
+
+Measured against the single sub-pixel/one-pass form on both backends (2 threads, min of 7 interleaved,
+load 4-5 on the 2 cores): vpipe's starry_night on OpenVINO 1.36x faster at 640x360 and 1.37x at
+1920x1080, on XNNPACK 1.13x and 1.11x; Engstrom's wave on OpenVINO 1.17x and 1.16x (XNNPACK: its
+decoder was already 2x2, unchanged).
 
 The rearranged kernels are built once in numpy (exact: only the summation order changes).
 """
@@ -224,8 +234,9 @@ def _split_conv(kernel: np.ndarray, k: int, dtype: tf.DType) -> Conv:
 # How the wide-kernel ends run, by backend (measured on the Engstrom 9x9 ends at 640x360, 2 threads):
 # TF's oneDNN convs gain from the space-to-depth grid (first r=2, last r=4); XNNPACK runs the 3 -> 32
 # conv fastest as it is (23 ms; s2d 30) and the 32 -> 3 conv as 3x3 parts (35 ms; s2d 42, plain 72).
-# OpenVINO runs the last conv as 3x3 parts from 5x5 up (vpipe's 5x5 16 -> 3: 42 ms a frame against 46
-# plain; s2d r=2 74), the first as it is (wave's 9x9: s2d r=2 400 ms against 384).
+# OpenVINO likewise: the last as 3x3 parts (wave: 202 ms a frame against 331 plain, 445 s2d r=4, 418 as
+# 2x2 parts; load 3), the first as it is (s2d r=2 400 ms against 384). vpipe's 3x3 16 -> 3 last conv
+# measured no faster as 2x2 parts or s2d r=2 (within the noise) and stays plain.
 FIRST_R, LAST_R, SPLIT = 2, 4, 3
 FORMS = ("tf", "xnnpack", "openvino")
 
