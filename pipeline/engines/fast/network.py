@@ -12,7 +12,8 @@ the forms each backend's kernels run fastest (`form`: "tf", "xnnpack" or "openvi
   the 3x3 union of which each phase reads 2x2: 2.25x fewer multiply-adds); for OpenVINO one stride-2
   transposed conv (its deconvolution kernel; resize 3x3 becomes 4x4, the same 16 taps per pixel).
 - Instance norm applies one multiply-add; its statistics come in one pass (E[x], E[x^2]), except on
-  OpenVINO, where the variance of the centred values is the pattern it fuses into one MVN kernel.
+  OpenVINO, where the variance of the centred values is the pattern it fuses into one MVN kernel (not
+  on the 3-channel output, where its MVN ran slower).
 - Precision: the convs run in bf16/fp16 when asked, with the statistics, the residual stream and
   the output in fp32.
 
@@ -234,9 +235,9 @@ def _split_conv(kernel: np.ndarray, k: int, dtype: tf.DType) -> Conv:
 # How the wide-kernel ends run, by backend (measured on the Engstrom 9x9 ends at 640x360, 2 threads):
 # TF's oneDNN convs gain from the space-to-depth grid (first r=2, last r=4); XNNPACK runs the 3 -> 32
 # conv fastest as it is (23 ms; s2d 30) and the 32 -> 3 conv as 3x3 parts (35 ms; s2d 42, plain 72).
-# OpenVINO likewise: the last as 3x3 parts (wave: 202 ms a frame against 331 plain, 445 s2d r=4, 418 as
-# 2x2 parts; load 3), the first as it is (s2d r=2 400 ms against 384). vpipe's 3x3 16 -> 3 last conv
-# measured no faster as 2x2 parts or s2d r=2 (within the noise) and stays plain.
+# OpenVINO likewise: the last as 3x3 parts (wave, 640x360, load 3: 202 ms a frame against 331 plain; in
+# another run 384 against 446 with s2d r=4 and 418 as 2x2 parts), the first as it is (s2d r=2: 400 ms).
+# vpipe's 3x3 16 -> 3 last conv measured no faster as 2x2 parts or with s2d r=2 (within the noise).
 FIRST_R, LAST_R, SPLIT = 2, 4, 3
 FORMS = ("tf", "xnnpack", "openvino")
 
