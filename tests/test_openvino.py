@@ -3,6 +3,7 @@ workers that leave nothing behind when they or their coordinator are killed."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -53,6 +54,21 @@ def test_openvino_equals_the_reference_network_at_any_size_and_batch(model: str,
             assert a.shape == b.shape == (*size, 3)
             assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert list((tmp_path / "vpipe" / "openvino").iterdir())  # compiled models kept for the next worker
+
+
+@pytest.mark.parametrize("model, layers", [("slim", 16), ("vpipe_slim", 10)])
+def test_openvino_compiles_its_form_into_its_fused_kernels(model: str, layers: int, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           request: pytest.FixtureRequest) -> None:
+    """The openvino form's decoder runs on OpenVINO's deconvolution kernel and every norm but the output's
+    in its MVN kernel (where a converter or OpenVINO change loses them, speed goes, not correctness)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    engine = fast.FastEngine(request.getfixturevalue(model), backend="openvino", threads=1)
+    engine.stylize([frame(40, 56)])
+    runtime = engine._run._request.get_compiled_model().get_runtime_model()
+    kinds = collections.Counter(op.get_rt_info()["layerType"].astype(str) for op in runtime.get_ops())
+    assert kinds["Deconvolution"] == 2 and kinds["DepthToSpace"] == 0
+    assert kinds["MVN"] == layers - 1
 
 
 def test_openvino_runs_bf16_close_to_fp32_and_refuses_fp16(slim: Path, tmp_path: Path,
