@@ -18,9 +18,9 @@ the forms each backend's kernels run fastest (`form`: "tf", "xnnpack" or "openvi
   the output in fp32.
 
 Measured against the single sub-pixel/one-pass form on both backends (2 threads, min of 7 interleaved,
-load 4-5 on the 2 cores): vpipe's starry_night on OpenVINO 1.36x faster at 640x360 and 1.37x at
-1920x1080, on XNNPACK 1.13x and 1.11x; Engstrom's wave on OpenVINO 1.17x and 1.16x (XNNPACK: its
-decoder was already 2x2, unchanged).
+two runs at load 3-5 on the 2 cores): vpipe's starry_night on OpenVINO 1.36-1.41x faster at 640x360
+and 1.36-1.37x at 1920x1080, on XNNPACK 1.13x and 1.11-1.15x; Engstrom's wave on OpenVINO 1.07-1.17x
+and 1.16-1.25x (XNNPACK: its decoder was already 2x2, unchanged).
 
 The rearranged kernels are built once in numpy (exact: only the summation order changes).
 """
