@@ -37,7 +37,8 @@ def _up_case(k: int, decoder: str, seed: int) -> tuple[np.ndarray, tf.Tensor, tf
     return kernel, x, network.conv(x, tf.constant(kernel), decoder)
 
 
-UPS = [(3, "transpose"), (4, "transpose"), (5, "transpose"), (3, "resize"), (5, "resize")]
+UPS = [(1, "transpose"), (3, "transpose"), (4, "transpose"), (5, "transpose"), (2, "resize"), (3, "resize"), (4, "resize"),
+       (5, "resize")]
 
 
 @pytest.mark.parametrize("k, decoder", UPS)

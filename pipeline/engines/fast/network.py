@@ -114,12 +114,12 @@ def _up_taps(k: int, decoder: str) -> list[tuple[int, int, int]]:
     taps = []
     for t in range(k):
         for p in (0, 1):
-            if decoder == "transpose":  # TF's SAME transposed conv: the forward conv pads (k - 2) // 2 before
-                lead = (k - 2) // 2
+            if decoder == "transpose":  # TF's SAME transposed conv: the forward conv pads max(k - 2, 0) // 2 before
+                lead = max(k - 2, 0) // 2
                 if (p + lead - t) % 2 == 0:
                     taps.append((t, p, (p + lead - t) // 2))
-            else:  # nearest 2x upsample, then a SAME conv
-                taps.append((t, p, (p + t - k // 2) // 2))
+            else:  # nearest 2x upsample, then a SAME conv (padding (k - 1) // 2 before)
+                taps.append((t, p, (p + t - (k - 1) // 2) // 2))
     return taps
 
 
