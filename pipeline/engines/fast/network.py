@@ -238,6 +238,10 @@ def _split_conv(kernel: np.ndarray, k: int, dtype: tf.DType) -> Conv:
 # OpenVINO likewise: the last as 3x3 parts (wave, 640x360, load 3: 202 ms a frame against 331 plain; in
 # another run 384 against 446 with s2d r=4 and 418 as 2x2 parts), the first as it is (s2d r=2: 400 ms).
 # vpipe's 3x3 16 -> 3 last conv measured no faster as 2x2 parts or with s2d r=2 (within the noise).
+# The decoder (starry_night, 640x360, one run each, load 2-3): on OpenVINO the transposed conv took 49 ms a
+# frame against 57 for the 3x3 sub-pixel conv (52 against 61, the 2x2-window one no faster than 3x3); on
+# XNNPACK the 2x2-window sub-pixel conv 77 against 88, the transposed conv 187 (not delegated to XNNPACK
+# with a dynamic output shape).
 FIRST_R, LAST_R, SPLIT = 2, 4, 3
 FORMS = ("tf", "xnnpack", "openvino")
 
