@@ -114,6 +114,17 @@ def write_model(folder: Path, channels: tuple[int, int, int] = (32, 64, 128), se
     return folder
 
 
+def random_net(kernels: tuple[int, int] = (5, 5), decoder: str = "resize", seed: int = 0) -> list[np.ndarray]:
+    """A small net's arrays (channels 8/16/32, 2 blocks) in the layout `vpipe train-style` exports, with
+    random kernels, shifts and scales (imports TensorFlow)."""
+    from pipeline import training
+
+    plan = training.Plan(channels=(8, 16, 32), blocks=2, kernels=kernels, decoder=decoder)
+    rng = np.random.default_rng(seed)
+    arrays = [v.numpy() for v in training.init_weights(plan, seed=seed)]
+    return [a if i % 3 == 0 else a + rng.normal(0, 0.2, a.shape).astype(np.float32) for i, a in enumerate(arrays)]
+
+
 def load_weights(folder: Path) -> list[np.ndarray]:
     """The arrays of a weights folder in network order (48 for the Engstrom nets), validated."""
     return load_net(folder)[0]

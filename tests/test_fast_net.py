@@ -12,7 +12,7 @@ from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import network, weights
 from pipeline.engines.fast.precision import cpu_flags, resolve
 from pipeline.errors import UsageError
-from tests.helpers import frame, write_model
+from tests.helpers import frame, random_net, write_model
 
 
 @pytest.mark.parametrize("k", [3, 5, 9])
@@ -28,24 +28,42 @@ def test_rearranged_convs_equal_the_plain_conv(k: int, form: str) -> None:
     np.testing.assert_allclose(build(kernel, int(r), tf.float32)(x).numpy(), want.numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("k", [3, 5])
-def test_sub_pixel_form_equals_the_transposed_conv(k: int) -> None:
-    rng = np.random.default_rng(k)
-    kernel = rng.normal(0, 0.1, (k, k, 4, 6)).astype(np.float32)  # [k, k, out, in]
-    x = tf.constant(rng.normal(0, 1, (1, 7, 9, 6)).astype(np.float32))
-    want = tf.nn.conv2d_transpose(x, kernel, [1, 14, 18, 4], strides=2, padding="SAME")
-    got = network._up_conv(kernel, "transpose", tf.float32)(x)
+def _up_case(k: int, decoder: str, seed: int) -> tuple[np.ndarray, tf.Tensor, tf.Tensor]:
+    """A random up kernel (6 -> 4 channels, in `decoder`'s layout), an input and the reference output."""
+    rng = np.random.default_rng(seed)
+    shape = (k, k, 4, 6) if decoder == "transpose" else (k, k, 6, 4)
+    kernel = rng.normal(0, 0.1, shape).astype(np.float32)
+    x = tf.constant(rng.normal(0, 1, (2, 7, 9, 6)).astype(np.float32))
+    return kernel, x, network.conv(x, tf.constant(kernel), decoder)
+
+
+UPS = [(1, "transpose"), (3, "transpose"), (4, "transpose"), (5, "transpose"), (2, "resize"), (3, "resize"), (4, "resize"),
+       (5, "resize")]
+
+
+@pytest.mark.parametrize("k, decoder", UPS)
+def test_sub_pixel_form_equals_the_decoder_conv(k: int, decoder: str) -> None:
+    kernel, x, want = _up_case(k, decoder, seed=k)
+    got = network._up_conv(kernel, decoder, tf.float32)(x)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("k", [3, 5])
-def test_sub_pixel_form_equals_resize_then_conv(k: int) -> None:
-    rng = np.random.default_rng(10 + k)
-    kernel = rng.normal(0, 0.1, (k, k, 6, 4)).astype(np.float32)  # [k, k, in, out]
-    x = tf.constant(rng.normal(0, 1, (1, 7, 9, 6)).astype(np.float32))
-    want = tf.nn.conv2d(tf.image.resize(x, [14, 18], method="nearest"), kernel, 1, "SAME")
-    got = network._up_conv(kernel, "resize", tf.float32)(x)
+@pytest.mark.parametrize("k, decoder", UPS)
+def test_transposed_form_equals_the_decoder_conv(k: int, decoder: str) -> None:
+    kernel, x, want = _up_case(k, decoder, seed=20 + k)
+    got = network._transposed_conv(kernel, decoder, tf.float32)(x)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
+def test_the_up_forms_do_no_multiply_adds_for_zeros() -> None:
+    """resize 3x3: each output phase reads a 2x2 window; the sub-pixel form aligns the phases on one 2x2
+    window (not the 3x3 union), the transposed form is 4x4 (16 taps, as the 4 phases' 2x2); transpose
+    3x3: the transposed form is the kernel itself."""
+    kernel = np.random.default_rng(0).normal(0, 1, (3, 3, 6, 4)).astype(np.float32)
+    k2, lo, hi, crop = network.up_kernel(kernel, "resize")
+    assert k2.shape == (2, 2, 6, 16) and (lo, hi, crop) == (1, 1, 1)
+    assert network.transposed_kernel(kernel, "resize").shape == (4, 4, 4, 6)
+    assert np.array_equal(network.transposed_kernel(kernel, "transpose"), kernel)
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +71,28 @@ def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
 
 
-def test_network_equals_the_transform_net(slim: Path) -> None:
-    arrays, decoder = weights.load_net(slim)
+@pytest.mark.parametrize("form", network.FORMS)
+@pytest.mark.parametrize("kernels, decoder", [((9, 9), "transpose"), ((5, 5), "resize")])
+def test_network_equals_the_transform_net(form: str, kernels: tuple[int, int], decoder: str) -> None:
+    arrays = random_net(kernels, decoder, seed=3)
     x = tf.constant(np.stack([frame(36, 52, s) for s in range(2)]).astype(np.float32))
     want = tf.round(network.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
-    for lite in (False, True):
-        got = network.network(arrays, decoder, lite=lite)(x).numpy()
-        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    got = network.network(arrays, decoder, form=form)(x).numpy()
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 
 
-def test_xnnpack_matches_the_graph_at_any_size_and_batch(slim: Path) -> None:
-    graph = fast.FastEngine(slim, batch_size=2)
-    lite = fast.FastEngine(slim, batch_size=2, backend="xnnpack")
+@pytest.fixture(scope="module")
+def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
+    weights.write(folder, random_net(), "resize")
+    return folder
+
+
+@pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
+def test_xnnpack_matches_the_graph_at_any_size_and_batch(model: str, request: pytest.FixtureRequest) -> None:
+    net = request.getfixturevalue(model)
+    graph = fast.FastEngine(net, batch_size=2)
+    lite = fast.FastEngine(net, batch_size=2, backend="xnnpack")
     for size in [(40, 56), (67, 45), (40, 56)]:
         frames = [frame(*size, seed=s) for s in range(3)]
         for a, b in zip(graph.stylize(frames), lite.stylize(frames), strict=True):

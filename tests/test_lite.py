@@ -43,7 +43,7 @@ def test_the_net_is_converted_once_then_read_from_the_cache(slim: Path, tmp_path
     np.testing.assert_array_equal(run(first, image), run(again, image))
 
 
-def test_the_key_follows_weights_decoder_and_code(slim: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_key_follows_weights_decoder_backend_and_code(slim: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arrays, decoder = weights.load_net(slim)
     key = xnnpack.fast_key(arrays, decoder)
     assert xnnpack.fast_key(arrays, decoder) == key
@@ -51,6 +51,7 @@ def test_the_key_follows_weights_decoder_and_code(slim: Path, tmp_path: Path, mo
     changed[5][0] += 1e-3
     assert xnnpack.fast_key(changed, decoder) != key
     assert xnnpack.fast_key(arrays, "resize") != key
+    assert xnnpack.fast_key(arrays, decoder, backend="openvino") != key  # each backend's own layer forms
     source = tmp_path / "network.py"
     source.write_bytes(xnnpack.NETWORK_SOURCE.read_bytes() + b"\n# changed\n")
     monkeypatch.setattr(xnnpack, "NETWORK_SOURCE", source)

@@ -3,6 +3,7 @@ workers that leave nothing behind when they or their coordinator are killed."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import weights, xnnpack
 from pipeline.errors import ModelError
-from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, vpipe_run, workers_of, write_model
+from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, random_net, vpipe_run, workers_of, write_model
 
 pytestmark = pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
 
@@ -29,18 +30,45 @@ def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
 
 
-def test_openvino_equals_the_reference_network_at_any_size_and_batch(slim: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """fp32 on OpenVINO against the plain TF graph (network.transform's maths): within one level."""
+@pytest.fixture(scope="module")
+def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A net in the form `vpipe train-style` makes: 5x5 ends, the 'resize' decoder, random weights."""
+    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
+    weights.write(folder, random_net(), "resize")
+    return folder
+
+
+@pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
+def test_openvino_equals_the_reference_network_at_any_size_and_batch(model: str, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     request: pytest.FixtureRequest) -> None:
+    """fp32 on OpenVINO (its own layer forms: transposed-conv decoder, MVN-fused norms) against the plain
+    TF graph (network.transform's maths), for both decoders: within one level."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    graph = fast.FastEngine(slim, batch_size=2)
-    vino = fast.FastEngine(slim, batch_size=2, backend="openvino", threads=1)
+    net = request.getfixturevalue(model)
+    graph = fast.FastEngine(net, batch_size=2)
+    vino = fast.FastEngine(net, batch_size=2, backend="openvino", threads=1)
     for size in [(40, 56), (67, 45), (40, 56)]:  # a new size compiles again; the first one comes back
         frames = [frame(*size, seed=s) for s in range(3)]
         for a, b in zip(graph.stylize(frames), vino.stylize(frames), strict=True):
             assert a.shape == b.shape == (*size, 3)
             assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
     assert list((tmp_path / "vpipe" / "openvino").iterdir())  # compiled models kept for the next worker
+
+
+@pytest.mark.parametrize("model, layers", [("slim", 16), ("vpipe_slim", 10)])
+def test_openvino_compiles_its_form_into_its_fused_kernels(model: str, layers: int, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           request: pytest.FixtureRequest) -> None:
+    """The openvino form's decoder runs on OpenVINO's deconvolution kernel and every norm but the output's
+    in its MVN kernel (where a converter or OpenVINO change loses them, speed goes, not correctness)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    engine = fast.FastEngine(request.getfixturevalue(model), backend="openvino", threads=1)
+    engine.stylize([frame(40, 56)])
+    runtime = engine._run._request.get_compiled_model().get_runtime_model()
+    kinds = collections.Counter(op.get_rt_info()["layerType"].astype(str) for op in runtime.get_ops())
+    assert kinds["Deconvolution"] == 2 and kinds["DepthToSpace"] == 0
+    assert kinds["MVN"] == layers - 1
 
 
 def test_openvino_runs_bf16_close_to_fp32_and_refuses_fp16(slim: Path, tmp_path: Path,
@@ -64,7 +92,7 @@ def test_a_file_openvino_cannot_read_is_one_line(tmp_path: Path) -> None:
 
 def test_a_cached_file_openvino_cannot_read_is_converted_again(slim: Path, tmp_path: Path) -> None:
     arrays, decoder = weights.load_net(slim)
-    path = tmp_path / f"fast-{xnnpack.fast_key(arrays, decoder)}.tflite"
+    path = tmp_path / f"fast-{xnnpack.fast_key(arrays, decoder, backend='openvino')}.tflite"
     path.write_bytes(b"not a flatbuffer")
     runner = xnnpack.fast_runner(arrays, decoder, cache=tmp_path, backend="openvino")
     assert runner(np.zeros((1, 56, 72, 3), np.float32)).shape == (1, 56, 72, 3)
