@@ -171,10 +171,10 @@ class RunResult:
 
 def _check_styled_space(job: Job, meta: JobMeta, settings: dict[str, Any], todo: list[int]) -> None:
     """Refuse up front, with the figures, a run whose styled frames would not fit (3 frames re-encoded)."""
-    files = job.files(meta, settings)
     ext = storage.styled_ext(settings, meta.ext)
     if disk.surely_fits(job.styled_dir, len(todo), meta.video.display_size, ext):
         return
+    files = job.files(meta, settings)
     picks = [todo[0], todo[len(todo) // 2], todo[-1]]
     try:
         samples = [storage.read_rgb(files.source(i)) for i in picks]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.helpers import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT, random_net, write_model
 
 
 @pytest.fixture()
@@ -44,3 +44,19 @@ def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -
     monkeypatch.setenv("VPIPE_MODELS_DIR", str(extra))
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     return {"extra": extra, "cache": cache / "vpipe" / "models"}
+
+
+@pytest.fixture(scope="session")
+def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Engstrom-layout net (9x9 ends, transposed-conv decoder), random weights."""
+    return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
+
+
+@pytest.fixture(scope="session")
+def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A net in the form `vpipe train-style` makes: 5x5 ends, the 'resize' decoder, random weights."""
+    from pipeline.engines.fast import weights
+
+    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
+    weights.write(folder, random_net(), "resize")
+    return folder

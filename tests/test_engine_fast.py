@@ -18,13 +18,8 @@ WAVE = ASSETS / "models" / "lengstrom_fst" / "wave"
 
 
 @pytest.fixture(scope="module")
-def slim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
-
-
-@pytest.fixture(scope="module")
-def engine(slim_dir: Path) -> FastEngine:
-    return FastEngine(slim_dir, batch_size=3)
+def engine(slim: Path) -> FastEngine:
+    return FastEngine(slim, batch_size=3)
 
 
 @pytest.fixture()

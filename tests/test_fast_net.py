@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from pipeline.engines.fast import engine as fast
-from pipeline.engines.fast import network, weights
+from pipeline.engines.fast import network
 from pipeline.engines.fast.precision import cpu_flags, resolve
 from pipeline.errors import UsageError
-from tests.helpers import frame, random_net, write_model
+from tests.helpers import frame, random_net
 
 
 @pytest.mark.parametrize("k", [3, 5, 9])
@@ -66,11 +66,6 @@ def test_the_up_forms_do_no_multiply_adds_for_zeros() -> None:
     assert np.array_equal(network.transposed_kernel(kernel, "transpose"), kernel)
 
 
-@pytest.fixture(scope="module")
-def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
-
-
 @pytest.mark.parametrize("form", network.FORMS)
 @pytest.mark.parametrize("kernels, decoder", [((9, 9), "transpose"), ((5, 5), "resize")])
 def test_network_equals_the_transform_net(form: str, kernels: tuple[int, int], decoder: str) -> None:
@@ -79,13 +74,6 @@ def test_network_equals_the_transform_net(form: str, kernels: tuple[int, int], d
     want = tf.round(network.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
     got = network.network(arrays, decoder, form=form)(x).numpy()
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-
-
-@pytest.fixture(scope="module")
-def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
-    weights.write(folder, random_net(), "resize")
-    return folder
 
 
 @pytest.mark.parametrize("model", ["slim", "vpipe_slim"])

@@ -14,12 +14,7 @@ import pytest
 from pipeline.engines import litert, openvino_cpu
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import padding, weights, xnnpack
-from tests.helpers import ROOT, frame, write_model
-
-
-@pytest.fixture(scope="module")
-def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
+from tests.helpers import ROOT, frame
 
 
 def run(runner: litert.Runner, image: np.ndarray) -> np.ndarray:

@@ -20,22 +20,9 @@ from pipeline.engines import openvino_cpu
 from pipeline.engines.fast import engine as fast
 from pipeline.engines.fast import weights, xnnpack
 from pipeline.errors import ModelError
-from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, random_net, vpipe_run, workers_of, write_model
+from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, vpipe_run, workers_of
 
 pytestmark = pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
-
-
-@pytest.fixture(scope="module")
-def slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model(tmp_path_factory.mktemp("m") / "slim", channels=(8, 16, 32))
-
-
-@pytest.fixture(scope="module")
-def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A net in the form `vpipe train-style` makes: 5x5 ends, the 'resize' decoder, random weights."""
-    folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
-    weights.write(folder, random_net(), "resize")
-    return folder
 
 
 @pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
