@@ -92,6 +92,8 @@ class Coordinator:
         self.queue.extend(chunks)
         try:
             while self.stop is None and (self.queue or any(s.busy for s in self.slots.values())):
+                # dispatch first: a worker started ahead (executor.start) has its pid recorded by its first
+                # chunk before any of its events (ready, or its exit) is handled
                 self._dispatch()
                 event = self.executor.next_event(timeout=0.25)
                 if event is not None:

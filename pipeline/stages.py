@@ -266,20 +266,17 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     config, env = worker_config(job, meta, settings), worker_env()
     where = executors.Placement(options.executor, options.device, options.workers, options.threads,
                                 options.max_memory, options.gpus_per_worker, options.ray_address)
-    log = RunLog(job.log_path, len(todo), job.name)  # first: a link planted in its place stops the run here
-    try:
-        executor = executors.create(where, config, env, job.worker_logs, job.root)
-    except BaseException:
-        log.close()
-        raise
+    executor = executors.create(where, config, env, job.worker_logs, job.root)
     plan = executor.plan
     workers = plan.workers
     size = resources.working_size(*meta.video.display_size, settings.get("max_side"))
     try:
         resources.check_budget(settings["engine"], *size, plan.max_memory)
-    except UsageError:
+        chunks = plan_chunks(todo, options.chunk, workers)
+        executor.start(min(len(chunks), workers))  # they load the engine while this process opens its log
+        log = RunLog(job.log_path, len(todo), job.name)  # a link planted in its place stops the run here
+    except BaseException:
         executor.shutdown()
-        log.close()
         raise
     log.event("run_started", run=run_id, frames=len(todo), workers=workers, threads=plan.threads,
               io_threads=plan.io_threads, batch=plan.batch, max_memory=plan.max_memory, executor=options.executor,
@@ -293,7 +290,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     limits = Limits(options.max_attempts, options.frame_timeout, options.load_timeout)
     coordinator = Coordinator(manifest, executor, run_id, limits, log, file_ok)
     try:
-        outcome = coordinator.run(plan_chunks(todo, options.chunk, workers))
+        outcome = coordinator.run(chunks)
         log.event("run_finished", run=run_id, done=outcome.done, failed=outcome.failed,
                   attempts_failed=outcome.attempts_failed)
         return outcome

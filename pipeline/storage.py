@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import cv2
 import numpy as np
 
 from .errors import JobError
@@ -20,9 +19,7 @@ TMP_MARK = ".tmp-"
 PNG_LEVEL = 1  # fast, still lossless: frame I/O must not slow a fast engine down
 # One fixed row filter ("up") instead of libpng's per-row choice among all five: a 640x360 frame encodes
 # in 12 ms instead of 25 ms at the same size (measured on the real clip; cv2 builds without the option
-# keep the default).
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL] + (
-    [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP] if hasattr(cv2, "IMWRITE_PNG_FILTER_UP") else [])
+# keep the default): `encode`.
 JPEG_QUALITY = 95
 # Styled frames' storage (`stylize --format`); the default quality of each lossy format. WebP at
 # quality 100 is stored lossless (OpenCV's "above 100").
@@ -33,7 +30,6 @@ DEFAULT_QUALITY = {"jpg": JPEG_QUALITY, "webp": 90}
 # The most pixels an image (a painting, a frame) may declare: a small file can declare 60000x60000 and
 # decode to gigabytes, so the size in its header is checked before anything is decoded.
 MAX_PIXELS = 100_000_000
-REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
 
 
 class TooLarge(ValueError):
@@ -125,7 +121,10 @@ def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
     if size is None or 0 in size:
         raise ValueError(f"{path.name} does not decode as an image")
     check_pixels(path.name, *size)
-    flag = next((f for k, f in REDUCED if side and max(size) // k >= side), cv2.IMREAD_COLOR)
+    import cv2  # here, not at the top: commands that only move files (split, assemble) skip its import
+
+    reduced = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+    flag = next((f for k, f in reduced if side and max(size) // k >= side), cv2.IMREAD_COLOR)
     image = cv2.imdecode(data, flag)
     if image is None:
         raise ValueError(f"{path.name} does not decode as an image")
@@ -133,9 +132,12 @@ def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
 
 
 def encode(rgb: np.ndarray, ext: str, quality: int | None = None) -> bytes:
+    import cv2  # as in read_rgb
+
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if ext == "png":
-        params = PNG_PARAMS
+        params = [cv2.IMWRITE_PNG_COMPRESSION, PNG_LEVEL] + (
+            [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP] if hasattr(cv2, "IMWRITE_PNG_FILTER_UP") else [])
     elif ext == "webp":
         chosen = quality or DEFAULT_QUALITY["webp"]
         params = [cv2.IMWRITE_WEBP_QUALITY, 101 if chosen >= 100 else chosen]

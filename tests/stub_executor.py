@@ -40,6 +40,9 @@ class StubExecutor:
         self.shut_down = False
         self._pids = itertools.count(1)
 
+    def start(self, slots: int) -> None:
+        """Stub workers start with their first chunk."""
+
     def submit(self, slot: int, frames: list[int]) -> StubWorker:
         worker = self.workers.get(slot)
         if worker is None or not worker.alive:

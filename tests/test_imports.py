@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, make_clip
 
 PACKAGE = ROOT / "pipeline"
 
@@ -100,6 +100,25 @@ def test_a_command_imports_only_its_own_family_and_no_logging_until_it_logs() ->
             "'pipeline.sheet', 'structlog', 'tensorflow') if m in sys.modules), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "Decode VIDEO" in done.stdout and done.stderr.strip() == "[]"
+
+
+def test_split_and_assemble_move_files_without_importing_an_image_codec(tmp_path: Path, env: dict[str, str]) -> None:
+    """OpenCV costs every command that loads it a tenth of a second or so; the coordinator's commands run
+    ffmpeg and hash files, and only the workers decode and encode images."""
+    clip = make_clip(tmp_path / "clip.mp4")
+    (tmp_path / "model.bin").write_bytes(b"quick engine: no weights")
+    loaded = {}
+    for command in (["split", str(clip), "--job", "t"],
+                    ["stylize", "--engine", "posterize", "--style", str(tmp_path / "model.bin")],
+                    ["assemble", "-o", str(tmp_path / "out.mp4")]):
+        code = (f"import sys; from pipeline.cli import main; sys.argv = ['vpipe', *{command!r}]\n"
+                "try: main()\nexcept SystemExit as exit: assert not exit.code, exit.code\n"
+                "print('cv2' in sys.modules, file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        loaded[command[0]] = done.stderr.strip().splitlines()[-1]
+    assert loaded == {"split": "False", "stylize": "False", "assemble": "False"}
+    assert (tmp_path / "out.mp4").stat().st_size > 0
 
 
 if __name__ == "__main__":  # `python tests/test_imports.py`: print the cycles, if any

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,7 +12,10 @@ import cv2
 import pytest
 from click.testing import Result
 
+from pipeline import executors
+from pipeline.coordinator import Coordinator, Limits
 from pipeline.errors import UsageError
+from pipeline.executors.protocol import Kind
 from pipeline.manifest import Manifest, Status
 from pipeline.resources import parse_size, plan_workers
 from tests.helpers import make_clip
@@ -167,3 +172,70 @@ def test_prefetch_reads_ahead_in_order_and_raises_in_the_callers_frame() -> None
     finally:
         source.close()
     assert seen == [1, 2, 3, 4, 5]  # one reader thread, in chunk order: each frame read once
+
+
+# ---------------------------------------------------------------- workers started ahead of their first chunk
+
+
+def quick_executor(tmp_path: Path, job: Path, workers: int) -> executors.LocalExecutor:
+    config = executors.WorkerConfig(engine="posterize", model=str(tmp_path / "model.bin"),
+                                    frames_dir=str(job / "frames"), styled_dir=str(job / "styled"),
+                                    name_width=6, ext="png")
+    executor = executors.create(executors.Placement(device="cpu", workers=workers), config, dict(os.environ),
+                                tmp_path / "workers", tmp_path)
+    assert isinstance(executor, executors.LocalExecutor)
+    return executor
+
+
+def test_workers_started_ahead_load_their_engine_before_any_chunk_and_then_take_one(tmp_path: Path,
+                                                                                   job: Path) -> None:
+    executor = quick_executor(tmp_path, job, workers=2)
+    try:
+        executor.start(5)  # no more than the run's 2 slots
+        pids = {slot: proc.pid for slot, proc in executor.procs.items()}
+        assert sorted(pids) == [0, 1]
+        ready: set[int] = set()
+        deadline = time.monotonic() + 60
+        while ready != {0, 1} and time.monotonic() < deadline:
+            event = executor.next_event(timeout=1)
+            if event is not None and event.kind == Kind.READY:
+                ready.add(event.slot)
+        assert ready == {0, 1}  # loaded, with no chunk sent
+        executor.start(2)
+        assert {slot: proc.pid for slot, proc in executor.procs.items()} == pids  # the same processes
+        assert executor.submit(1, [3, 4]).pid == pids[1]
+        done: set[int] = set()
+        while done != {3, 4} and time.monotonic() < deadline:
+            event = executor.next_event(timeout=1)
+            if event is not None and event.kind == Kind.DONE:
+                done.add(int(event.data["frame"]))
+        assert done == {3, 4} and (job / "styled" / "000003.png").is_file()
+    finally:
+        executor.shutdown()
+
+
+class Quiet:
+    def frame_done(self, frame: int, seconds: float) -> None: ...
+    def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
+    def chunk_done(self, frames: list[int], done: int, failed: int, seconds: float) -> None: ...
+
+
+def test_a_worker_ready_before_the_coordinator_runs_gets_the_frame_limit_not_the_load_limit(
+        tmp_path: Path, job: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its `ready` is queued before the coordinator records its pid: a frame that takes longer than the
+    load limit (a 0.5 s pause against 0.1 s) must still finish, not be killed as a worker that never loaded."""
+    monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {"2": "slow"}, "point": "engine"}))
+    executor = quick_executor(tmp_path, job, workers=1)
+    killed: list[int] = []
+    kill = executor.kill
+    monkeypatch.setattr(executor, "kill", lambda slot: (killed.append(slot), kill(slot)))
+    executor.start(1)
+    deadline = time.monotonic() + 60
+    while executor.events.empty() and time.monotonic() < deadline:  # its first event: ready
+        time.sleep(0.05)
+    with manifest(job) as m:
+        coordinator = Coordinator(m, executor, m.start_run("test", os.getpid()),
+                                  Limits(frame_timeout=60, load_timeout=0.1), Quiet(), lambda frame: True)
+        outcome = coordinator.run([[1, 2, 3]])
+        assert (outcome.done, outcome.failed, outcome.attempts_failed) == (3, 0, 0)
+    assert killed == []  # its one worker did the whole chunk

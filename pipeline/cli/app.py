@@ -14,7 +14,6 @@ import click
 
 from ..errors import DISK_FULL_HINT, DiskFullError, VpipeError, is_disk_full
 from ..job import jobs_dir
-from ..models import store
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -110,5 +109,7 @@ def main(ctx: click.Context, jobs_dir: Path | None, offline: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["jobs_dir"] = jobs_dir
     if offline:
+        from ..models import store  # here: only --offline needs it, and its URL libraries cost every command
+
         os.environ[store.OFFLINE_ENV] = "1"  # read where a model is obtained (models.store.offline)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as cleanly as Ctrl-C

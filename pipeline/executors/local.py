@@ -156,6 +156,12 @@ class LocalExecutor:
         self.procs[slot] = proc
         return proc
 
+    def start(self, slots: int) -> None:
+        """Start the workers of slots 0 .. slots - 1 now, so they load their engine before their first chunk."""
+        for slot in range(min(slots, self.size)):
+            if slot not in self.procs:
+                self._spawn(slot)
+
     def submit(self, slot: int, frames: list[int]) -> WorkerProcess:
         proc = self.procs.get(slot) or self._spawn(slot)
         proc.send(frames)

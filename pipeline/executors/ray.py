@@ -134,6 +134,9 @@ class RayExecutor:
 
     # ------------------------------------------------------------ the interface the coordinator uses
 
+    def start(self, slots: int) -> None:
+        """Nothing to do ahead: an actor (or a per-chunk task) starts with its first chunk, where Ray places it."""
+
     def submit(self, slot: int, frames: list[int]) -> Handle:
         handle = self.handles.get(slot)
         if self.per_chunk:
