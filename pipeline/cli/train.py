@@ -78,7 +78,7 @@ def _teacher(choice: str, painting: Path) -> Teacher | None:
 
 # Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
 RECIPES: dict[str, dict[str, Any]] = {
-    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 64)},
+    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48)},
     "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48)}}
 
 
