@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from click.testing import Result
 
-from pipeline import tiles, video
+from pipeline import executors, tiles, video
 from pipeline.engines.fast.weights import load_net
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,6 +200,25 @@ def wait_until(predicate: Callable[[], bool], seconds: float = 60) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
+
+
+def quick_executor(folder: Path, job: Path, workers: int = 1) -> executors.LocalExecutor:
+    """Local workers of the quick test engine (its model `folder`/model.bin) for the frames of `job`."""
+    config = executors.WorkerConfig(engine="posterize", model=str(folder / "model.bin"),
+                                    frames_dir=str(job / "frames"), styled_dir=str(job / "styled"),
+                                    name_width=6, ext="png")
+    executor = executors.create(executors.Placement(device="cpu", workers=workers), config, dict(os.environ),
+                                folder / "workers", folder)
+    assert isinstance(executor, executors.LocalExecutor)
+    return executor
+
+
+class Quiet:
+    """A coordinator's reporter that reports nothing."""
+
+    def frame_done(self, frame: int, seconds: float) -> None: ...
+    def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
+    def chunk_done(self, frames: list[int], done: int, failed: int, seconds: float) -> None: ...
 
 
 def workers_of(jobs: Path) -> list[int]:

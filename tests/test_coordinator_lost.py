@@ -9,14 +9,8 @@ import pytest
 from pipeline.coordinator import Coordinator, Limits
 from pipeline.errors import VpipeError
 from pipeline.manifest import Manifest, Status
+from tests.helpers import Quiet
 from tests.stub_executor import Script, Step, StubExecutor, done, lost, ready, retired, start, works
-
-
-class Quiet:
-    def frame_done(self, frame: int, seconds: float) -> None: ...
-    def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
-    def chunk_done(self, frames: list[int], done: int, failed: int, seconds: float) -> None: ...
-
 
 REASON = "Ray worker lost (its node has died)"
 LOST = lost(REASON)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import executors
 from pipeline.coordinator import Coordinator, Limits
 from pipeline.errors import VpipeError
 from pipeline.manifest import Manifest, Status
-from tests.helpers import DEADLINE, alive, children, kill_all, make_clip, vpipe_run, workers_of
+from tests.helpers import DEADLINE, Quiet, alive, children, kill_all, make_clip, quick_executor, vpipe_run, workers_of
 
 FRAME_TIMEOUT = "5"  # seconds: a healthy worker of the quick engine is never silent that long
 
@@ -113,12 +112,6 @@ def test_a_killed_worker_is_seen_at_once_though_a_process_it_forked_holds_its_pi
     assert workers_of(tmp_path / "jobs") == []
 
 
-class Quiet:
-    def frame_done(self, frame: int, seconds: float) -> None: ...
-    def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
-    def chunk_done(self, frames: list[int], done: int, failed: int, seconds: float) -> None: ...
-
-
 def test_a_worker_that_stops_reading_its_pipe_never_blocks_the_coordinator(
         tmp_path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk line longer than a pipe holds (30000 frames: ~200 kB) to a worker that stopped before
@@ -127,11 +120,7 @@ def test_a_worker_that_stops_reading_its_pipe_never_blocks_the_coordinator(
     Manifest.create(tmp_path / "manifest.sqlite", frames, {})
     (tmp_path / "model.bin").write_bytes(b"quick")
     monkeypatch.setenv("VPIPE_FAULTS", json.dumps({"frames": {"0": "sigstop"}, "point": "load"}))
-    config = executors.WorkerConfig(engine="posterize", model=str(tmp_path / "model.bin"),
-                                    frames_dir=str(tmp_path / "frames"), styled_dir=str(tmp_path / "styled"),
-                                    name_width=6, ext="png")
-    executor = executors.create(executors.Placement(device="cpu", workers=1), config,
-                                {**os.environ}, tmp_path / "workers", tmp_path)
+    executor = quick_executor(tmp_path, tmp_path)
     outcome: list[BaseException | None] = []
     pending: list[int] = []
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,10 +14,10 @@ from click.testing import Result
 from pipeline import executors
 from pipeline.coordinator import Coordinator, Limits
 from pipeline.errors import UsageError
-from pipeline.executors.protocol import Kind
+from pipeline.executors.protocol import Event, Kind
 from pipeline.manifest import Manifest, Status
 from pipeline.resources import parse_size, plan_workers
-from tests.helpers import make_clip
+from tests.helpers import Quiet, make_clip, quick_executor, wait_until
 
 K = 6  # the frame that misbehaves: mid-chunk, so the rest of its chunk must go to a fresh worker
 
@@ -177,14 +176,18 @@ def test_prefetch_reads_ahead_in_order_and_raises_in_the_callers_frame() -> None
 # ---------------------------------------------------------------- workers started ahead of their first chunk
 
 
-def quick_executor(tmp_path: Path, job: Path, workers: int) -> executors.LocalExecutor:
-    config = executors.WorkerConfig(engine="posterize", model=str(tmp_path / "model.bin"),
-                                    frames_dir=str(job / "frames"), styled_dir=str(job / "styled"),
-                                    name_width=6, ext="png")
-    executor = executors.create(executors.Placement(device="cpu", workers=workers), config, dict(os.environ),
-                                tmp_path / "workers", tmp_path)
-    assert isinstance(executor, executors.LocalExecutor)
-    return executor
+def await_events(executor: executors.LocalExecutor, kind: Kind, key: Callable[[Event], int],
+                 wanted: set[int]) -> None:
+    """Read the executor's events until those of `kind` have given every key in `wanted`."""
+    seen: set[int] = set()
+
+    def all_seen() -> bool:
+        event = executor.next_event(timeout=0.2)
+        if event is not None and event.kind == kind:
+            seen.add(key(event))
+        return seen == wanted
+
+    wait_until(all_seen)
 
 
 def test_workers_started_ahead_load_their_engine_before_any_chunk_and_then_take_one(tmp_path: Path,
@@ -194,30 +197,14 @@ def test_workers_started_ahead_load_their_engine_before_any_chunk_and_then_take_
         executor.start(5)  # no more than the run's 2 slots
         pids = {slot: proc.pid for slot, proc in executor.procs.items()}
         assert sorted(pids) == [0, 1]
-        ready: set[int] = set()
-        deadline = time.monotonic() + 60
-        while ready != {0, 1} and time.monotonic() < deadline:
-            event = executor.next_event(timeout=1)
-            if event is not None and event.kind == Kind.READY:
-                ready.add(event.slot)
-        assert ready == {0, 1}  # loaded, with no chunk sent
+        await_events(executor, Kind.READY, lambda event: event.slot, {0, 1})  # loaded, with no chunk sent
         executor.start(2)
         assert {slot: proc.pid for slot, proc in executor.procs.items()} == pids  # the same processes
         assert executor.submit(1, [3, 4]).pid == pids[1]
-        done: set[int] = set()
-        while done != {3, 4} and time.monotonic() < deadline:
-            event = executor.next_event(timeout=1)
-            if event is not None and event.kind == Kind.DONE:
-                done.add(int(event.data["frame"]))
-        assert done == {3, 4} and (job / "styled" / "000003.png").is_file()
+        await_events(executor, Kind.DONE, lambda event: int(event.data["frame"]), {3, 4})
+        assert (job / "styled" / "000003.png").is_file()
     finally:
         executor.shutdown()
-
-
-class Quiet:
-    def frame_done(self, frame: int, seconds: float) -> None: ...
-    def frame_failed(self, frame: int, kind: str, message: str, final: bool) -> None: ...
-    def chunk_done(self, frames: list[int], done: int, failed: int, seconds: float) -> None: ...
 
 
 def test_a_worker_ready_before_the_coordinator_runs_gets_the_frame_limit_not_the_load_limit(
@@ -230,9 +217,7 @@ def test_a_worker_ready_before_the_coordinator_runs_gets_the_frame_limit_not_the
     kill = executor.kill
     monkeypatch.setattr(executor, "kill", lambda slot: (killed.append(slot), kill(slot)))
     executor.start(1)
-    deadline = time.monotonic() + 60
-    while executor.events.empty() and time.monotonic() < deadline:  # its first event: ready
-        time.sleep(0.05)
+    wait_until(lambda: not executor.events.empty())  # its first event: ready
     with manifest(job) as m:
         coordinator = Coordinator(m, executor, m.start_run("test", os.getpid()),
                                   Limits(frame_timeout=60, load_timeout=0.1), Quiet(), lambda frame: True)
