@@ -273,7 +273,7 @@ def _run(job: Job, manifest: Manifest, run_id: int, settings: dict[str, Any], to
     try:
         resources.check_budget(settings["engine"], *size, plan.max_memory)
         chunks = plan_chunks(todo, options.chunk, workers)
-        executor.start(min(len(chunks), workers))  # they load the engine while this process opens its log
+        executor.start(len(chunks))  # one worker per chunk, at most one per slot: they load while the log opens
         log = RunLog(job.log_path, len(todo), job.name)  # a link planted in its place stops the run here
     except BaseException:
         executor.shutdown()
