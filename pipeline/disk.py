@@ -11,12 +11,14 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import storage
 from .errors import DiskFullError
 from .resources import parse_size
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FREE_ENV = "VPIPE_FREE_SPACE"
 MARGIN = 1.15  # frames differ from the sampled ones; better refuse a little early than fill the disk
@@ -45,7 +47,7 @@ def free(where: Path) -> int:
 
 def per_frame(samples: Sequence[np.ndarray], fmt: str, quality: int | None = None) -> float:
     """Mean encoded size of these frames in this format: what each frame file will take."""
-    return float(np.mean([len(storage.encode(f, fmt, quality)) for f in samples]))
+    return sum(len(storage.encode(f, fmt, quality)) for f in samples) / len(samples)
 
 
 def largest(size: tuple[int, int], fmt: str) -> float | None:

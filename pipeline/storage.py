@@ -8,12 +8,13 @@ import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Literal
-
-import numpy as np
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .errors import JobError
 from .frames import is_frame_name
+
+if TYPE_CHECKING:  # numpy is imported where frames are decoded: split, assemble and the coordinator skip it
+    import numpy as np
 
 TMP_MARK = ".tmp-"
 PNG_LEVEL = 1  # fast, still lossless: frame I/O must not slow a fast engine down
@@ -114,6 +115,8 @@ def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
     """An image file as HxWx3 uint8 RGB; raises ValueError when it is missing or does not decode, and
     TooLarge, before decoding anything, when its header declares more than MAX_PIXELS pixels. `side`:
     decoded at 1/2, 1/4 or 1/8 of its size where its long side stays at least `side` (a thumbnail)."""
+    import numpy as np
+
     data = np.fromfile(path, dtype=np.uint8)  # np.fromfile: any file name, unlike cv2.imread
     size = image_size(data[:1 << 16].tobytes())
     if size is None and data.size > 1 << 16:  # a JPEG whose frame header, a TIFF whose directory, comes later
@@ -121,7 +124,7 @@ def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
     if size is None or 0 in size:
         raise ValueError(f"{path.name} does not decode as an image")
     check_pixels(path.name, *size)
-    import cv2  # here, not at the top: commands that only move files (split, assemble) skip its import
+    import cv2  # here, not at the top, as numpy: commands that only move files (split, assemble) skip its import
 
     reduced = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
     flag = next((f for k, f in reduced if side and max(size) // k >= side), cv2.IMREAD_COLOR)

@@ -17,8 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import children, storage
 from .errors import DISK_FULL_HINT, DiskFullError, MediaError, UsageError
@@ -32,6 +31,9 @@ from .probe import (
     parse_framecrc,
     true_timing,
 )
+
+if TYPE_CHECKING:  # only frames_at returns arrays, and it decodes them through storage
+    import numpy as np
 
 # Single-image demuxers; animated GIF/APNG/WebP have demuxers of their own and count as video.
 STILL_IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe",

@@ -103,8 +103,9 @@ def test_a_command_imports_only_its_own_family_and_no_logging_until_it_logs() ->
 
 
 def test_split_stylize_and_assemble_import_no_image_codec_in_the_coordinator(tmp_path: Path, env: dict[str, str]) -> None:
-    """OpenCV costs every command that loads it a tenth of a second or so; the coordinator's commands run
-    ffmpeg and hash files, and only the workers decode and encode images."""
+    """OpenCV and numpy cost every command that loads them a tenth of a second or so; the coordinator's
+    commands run ffmpeg and hash files, and only the workers decode and encode images. Nor do split and
+    assemble load the model store's URL libraries."""
     clip = make_clip(tmp_path / "clip.mp4")
     (tmp_path / "model.bin").write_bytes(b"quick engine: no weights")
     loaded = {}
@@ -113,11 +114,11 @@ def test_split_stylize_and_assemble_import_no_image_codec_in_the_coordinator(tmp
                     ["assemble", "-o", str(tmp_path / "out.mp4")]):
         code = (f"import sys; from pipeline.cli import main; sys.argv = ['vpipe', *{command!r}]\n"
                 "try: main()\nexcept SystemExit as exit: assert not exit.code, exit.code\n"
-                "print('cv2' in sys.modules, file=sys.stderr)")
+                "print(sorted(m for m in ('cv2', 'numpy', 'urllib.request') if m in sys.modules), file=sys.stderr)")
         done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         loaded[command[0]] = done.stderr.strip().splitlines()[-1]
-    assert loaded == {"split": "False", "stylize": "False", "assemble": "False"}
+    assert loaded == {"split": "[]", "stylize": "[]", "assemble": "[]"}
     assert (tmp_path / "out.mp4").stat().st_size > 0
 
 

@@ -44,14 +44,19 @@ def cache_dir() -> Path:
 
 
 def load() -> Any:
-    """`import openvino`, with its telemetry kept from loading (it falls back to a stub).
+    """`import openvino`, with its telemetry and its model converter kept from loading.
 
     The package sends an event at import, from a process it forks off a thread: in a worker that fork
     held the worker's protocol pipe, had no parent-death signal and hung at once (on the stdin lock the
     fork copied), so it outlived a killed worker or coordinator and the coordinator waited forever for
     the pipe to close. vpipe sends nothing anywhere either.
+
+    The converter (`openvino.tools.ovc`, imported at the package's import for `convert_model`) is half
+    the import's time (70 of 125 ms, on every worker's start): vpipe hands OpenVINO files it reads
+    itself, and the package skips `convert_model` when its import fails.
     """
-    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]  # None: ImportError
+    for name in ("openvino_telemetry", "openvino.tools.ovc"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]  # None: ImportError
     import openvino
 
     return openvino
