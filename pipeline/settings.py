@@ -15,7 +15,7 @@ from typing import Any
 from . import engines, storage, styles
 from .coordinator import FRAME_TIMEOUT, LOAD_TIMEOUT
 from .engines.spec import VideoMode
-from .errors import UsageError
+from .errors import ModelError, UsageError
 from .executors.protocol import WorkerConfig
 from .frames import FrameRange
 from .job import Job, JobMeta
@@ -51,11 +51,14 @@ IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "tem
 
 
 def obtain(name: str) -> Path:
-    """The model store's `obtain`, imported at its first use: split, assemble and a style with its
-    model at hand skip the store's URL libraries."""
-    from .models import store
+    """The model store's `obtain`: a model at hand is found without importing the store and its URL
+    libraries (30 ms of every run's start)."""
+    try:
+        return lookup.find(name)
+    except ModelError:
+        from .models import store
 
-    return store.obtain(name)
+        return store.obtain(name)
 
 
 def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
