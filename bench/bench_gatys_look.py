@@ -12,7 +12,8 @@ runs it (the cold budget shared by the levels), and at equal final loss (its fin
 reaches the one-level row's loss on that frame): only the latter says whether it is faster for the same
 result. A contact sheet (source, arbitrary, then each gatys row; 320x180 crops at 1:1) is written to
 bench/out/gatys_look.png. Gatys costs minutes per 640x360 frame on a small CPU: by default the first frame
-of 3 judge runs (one per clip) is stylized (`--runs 6`, `--frames all` for more; `--side 320` for a quick look).
+of 3 judge runs (one per clip) is stylized (`--runs 6`, `--frames all` for more; `--side 320` for a quick look;
+`--rows now` for today's defaults alone beside the arbitrary engine, at the engine's own budget).
 """
 
 from __future__ import annotations
@@ -61,20 +62,29 @@ class Row:
     structure: float = 0.0
 
 
-def rows_for(painting: Path, iterations: int | None) -> list[Row]:
-    """arbitrary, gatys before, gatys now, now with the pyramid, and the pyramid at equal loss (last)."""
+# The gatys rows by their --rows names, in the order they run (the equal-loss row needs "now"'s losses).
+ROWS = {"before": "gatys before", "now": "gatys now", "pyramid": "now, pyramid 3", "equal": "pyr 3, = loss"}
+
+
+def rows_for(painting: Path, iterations: int | None, chosen: set[str]) -> list[Row]:
+    """arbitrary (always: the baseline), then the chosen of gatys before, gatys now, now with the pyramid,
+    and the pyramid at equal loss (which brings "now" with it)."""
     net = features.load("squeezenet", lookup.find(lookup.FEATURE_NETS["squeezenet"]))
     image = gatys.read_image(painting)
     budget = {"iterations": iterations} if iterations else {}
     now = gatys.Settings(**budget)
     # equal loss: each level may run the whole cold budget (the early stop still applies)
     cold = now.first_iterations or 2 * now.iterations
+    settings = {"before": dataclasses.replace(BEFORE, **budget), "now": now,
+                "pyramid": dataclasses.replace(now, pyramid=3),
+                "equal": dataclasses.replace(now, pyramid=3, first_iterations=3 * cold)}
+    chosen = chosen | {"now"} if "equal" in chosen else chosen
     return [Row("arbitrary", sheet.load_here(styles.resolve(str(painting), "arbitrary"), {})),
-            Row("gatys before", gatys.GatysEngine(image, net, dataclasses.replace(BEFORE, **budget))),
-            Row("gatys now", gatys.GatysEngine(image, net, now)),
-            Row("now, pyramid 3", gatys.GatysEngine(image, net, dataclasses.replace(now, pyramid=3))),
-            Row("pyr 3, = loss", gatys.GatysEngine(image, net, dataclasses.replace(
-                now, pyramid=3, first_iterations=3 * cold)))]
+            *(Row(ROWS[key], gatys.GatysEngine(image, net, settings[key])) for key in ROWS if key in chosen)]
+
+
+def named(rows: list[Row], key: str) -> Row | None:
+    return next((row for row in rows if row.name == ROWS.get(key, key)), None)
 
 
 def judge(rows: list[Row], frames: list[np.ndarray], painting: Path) -> None:
@@ -86,11 +96,12 @@ def judge(rows: list[Row], frames: list[np.ndarray], painting: Path) -> None:
                 row.engine.objective(small, None)(small)
         else:
             row.engine.stylize([frames[0]])
+    now, equal = named(rows, "now"), named(rows, "equal")
     for k, frame in enumerate(frames):
         for row in rows:
             started, cpu = time.perf_counter(), time.process_time()
             if isinstance(row.engine, gatys.GatysEngine):
-                target = rows[2].losses[-1] if row is rows[-1] else None
+                target = now.losses[-1] if row is equal and now else None
                 out, stats = row.engine.stylize_guided(
                     frame, None, (lambda _it, loss, t=target: loss <= t) if target is not None else None)
                 row.losses.append(float(stats["loss"]))
@@ -136,8 +147,13 @@ def main() -> int:
     parser.add_argument("--side", type=int, default=640,
                         help="judge frames (640x360) scaled to this long side (at most 640: the judge's size)")
     parser.add_argument("--iterations", type=int, help="gatys iterations for every row (default: the engine's)")
+    parser.add_argument("--rows", default=",".join(ROWS),
+                        help=f"the gatys rows, comma-separated, of: {', '.join(ROWS)} (default: all)")
     parser.add_argument("--sheet", type=Path, default=OUT / "gatys_look.png")
     args = parser.parse_args()
+    chosen = {key.strip() for key in args.rows.split(",") if key.strip()}
+    if not chosen <= set(ROWS):
+        parser.error(f"--rows: {', '.join(sorted(chosen - set(ROWS)))} is not one of {', '.join(ROWS)}")
     paintings = args.painting or [ASSETS / "styles" / "starry_night.jpg"]
     missing = [p for p in (ASSETS / "video", ASSETS / "models" / "magenta_tflite", *paintings) if not p.exists()]
     if missing:
@@ -152,9 +168,9 @@ def main() -> int:
           f"gatys iterations {args.iterations or 'default'}")
     bands = [sheet.Band(("source", "1:1 crops"), None, tuple(crop(f) for f in frames))]
     for painting in paintings:
-        rows = rows_for(painting, args.iterations)
+        rows = rows_for(painting, args.iterations, chosen)
         judge(rows, frames, painting)
-        arbitrary, before, now, _, equal = rows
+        arbitrary, before, now, equal = rows[0], named(rows, "before"), named(rows, "now"), named(rows, "equal")
         print(f"{'painting':<14} {'row':<14} {'style dist':>10} {'structure':>9} {'s/frame':>8} {'CPU s':>7} "
               f"{'final loss':>10}   vs arbitrary: style (<=0.9x)   vs now: CPU s  loss")
         for row in rows:
@@ -163,7 +179,7 @@ def main() -> int:
                     f"{cpu:>7.1f} {f'{loss:.3f}' if row.losses else '':>10}")
             if row is not arbitrary:
                 line += f"   {ratio(row.style, arbitrary.style):>26}"
-            if row in rows[3:]:
+            if now and row.name in (ROWS["pyramid"], ROWS["equal"]):
                 line += f"   {ratio(cpu, mean(now.cpu)):>11}  {ratio(loss, mean(now.losses)):>5}"
             if row is equal:
                 line += f"   (reached now's loss on {row.reached}/{len(frames)} frames)"
@@ -171,9 +187,10 @@ def main() -> int:
             bands.append(sheet.Band((f"{painting.stem}: {row.name}", f"structure {row.structure:.2f}",
                                      f"style {row.style:.3f}", f"{seconds:.1f} s/frame"),
                                     storage.read_rgb(painting), tuple(crop(o) for o in row.outputs)))
-        print(f"{painting.stem:<14} now vs before: style {ratio(now.style, before.style)}, structure "
-              f"{ratio(now.structure, before.structure)}, CPU s {ratio(mean(now.cpu), mean(before.cpu))} (the final "
-              "losses of before and now are of different objectives: the palette moves the content target)")
+        if now and before:
+            print(f"{painting.stem:<14} now vs before: style {ratio(now.style, before.style)}, structure "
+                  f"{ratio(now.structure, before.structure)}, CPU s {ratio(mean(now.cpu), mean(before.cpu))} (the "
+                  "final losses of before and now are of different objectives: the palette moves the content target)")
     contact_sheet(bands, args.sheet)
     print(f"contact sheet: {args.sheet} (source, arbitrary, then each gatys row; 320x180 crops at 1:1)")
     return 0
