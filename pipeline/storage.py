@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from .errors import JobError
 from .frames import is_frame_name
 
-if TYPE_CHECKING:  # numpy is imported where frames are decoded: split, assemble and the coordinator skip it
+if TYPE_CHECKING:  # numpy is imported where frames are decoded (read_rgb): the coordinator never needs it
     import numpy as np
 
 TMP_MARK = ".tmp-"
@@ -124,7 +124,7 @@ def read_rgb(path: Path, side: int | None = None) -> np.ndarray:
     if size is None or 0 in size:
         raise ValueError(f"{path.name} does not decode as an image")
     check_pixels(path.name, *size)
-    import cv2  # here, not at the top, as numpy: commands that only move files (split, assemble) skip its import
+    import cv2  # here, as numpy: commands that only move files (split, assemble) import neither
 
     reduced = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
     flag = next((f for k, f in reduced if side and max(size) // k >= side), cv2.IMREAD_COLOR)
