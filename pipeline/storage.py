@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from .errors import JobError
 from .frames import is_frame_name
 
-if TYPE_CHECKING:  # numpy is imported where frames are decoded (read_rgb): the coordinator never needs it
+if TYPE_CHECKING:  # numpy is imported where a frame is decoded (read_rgb), not by every command
     import numpy as np
 
 TMP_MARK = ".tmp-"
