@@ -44,6 +44,7 @@ bench: setup
 	$(PY) bench/bench_ray.py
 	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_memory.py
 	$(PY) bench/bench_io.py
+	VPIPE_MODELS_DIR=$${VPIPE_MODELS_DIR:-$(ASSETS)/models} $(PY) bench/bench_png.py
 
 # Not in CI: SIGKILL the coordinator at random moments TRIALS times and SIGSTOP a random worker STOPS times
 # (short --frame-timeout), resume, check nothing is lost, corrupt, recomputed or hung.
