@@ -102,7 +102,7 @@ def test_a_command_imports_only_its_own_family_and_no_logging_until_it_logs() ->
     assert "Decode VIDEO" in done.stdout and done.stderr.strip() == "[]"
 
 
-def test_split_stylize_and_assemble_import_no_image_codec_in_the_coordinator(tmp_path: Path, env: dict[str, str]) -> None:
+def test_split_stylize_and_assemble_import_no_numpy_or_image_codec_in_the_coordinator(tmp_path: Path, env: dict[str, str]) -> None:
     """OpenCV and numpy cost every command that loads them a tenth of a second or so; the coordinator's
     commands run ffmpeg and hash files, and only the workers decode and encode images. Nor do split and
     assemble load the model store's URL libraries."""
