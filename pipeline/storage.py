@@ -21,9 +21,9 @@ PNG_LEVEL = 1  # fast, still lossless: frame I/O must not slow a fast engine dow
 # One fixed row filter ("up") instead of libpng's per-row choice among all five: a 640x360 frame encodes
 # in 12 ms instead of 25 ms at the same size (measured on the real clip; cv2 builds without the option
 # keep the default): `encode`. And zlib's run-length strategy (matches at distance 1 only): brush texture
-# has few longer repeats to find, so styled 640x360 frames (starry_night, great_wave, wave) encoded 1.3-2.0x
-# faster and 2-4% smaller, and decode no slower; footage 1.1x faster and 5-10% larger, flat colour fields
-# smaller (README "Speed").
+# has few longer repeats to find, so styled 640x360 frames (starry_night, great_wave, wave) encoded 1.5-1.9x
+# faster and 2-4% smaller, and decode no slower; footage 1.2-1.3x faster and 5-10% larger, flat colour fields
+# smaller (bench/bench_png.py; README "Speed").
 JPEG_QUALITY = 95
 # Styled frames' storage (`stylize --format`); the default quality of each lossy format. WebP at
 # quality 100 is stored lossless (OpenCV's "above 100").
