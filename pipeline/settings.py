@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import engines, storage, styles
 from .coordinator import FRAME_TIMEOUT, LOAD_TIMEOUT
 from .engines.spec import VideoMode
-from .errors import ModelError, UsageError
+from .errors import UsageError
 from .executors.protocol import WorkerConfig
 from .frames import FrameRange
 from .job import Job, JobMeta
 from .manifest import Manifest
-from .models import lookup
+from .models import lookup, store
 
 
 @dataclass(frozen=True)
@@ -50,27 +49,16 @@ class RunOptions:
 IDENTITY = ("engine", "model_sha256", "image_sha256", "max_side", "params", "temporal", "format", "quality")
 
 
-def obtain(name: str) -> Path:
-    """The model store's `obtain`: a model at hand is found without importing the store and its URL
-    libraries (30 ms of every run's start)."""
-    try:
-        return lookup.find(name)
-    except ModelError:
-        from .models import store
-
-        return store.obtain(name)
-
-
 def resolve(manifest: Manifest, options: RunOptions) -> dict[str, Any]:
     """The style settings of this run; with no --style/--engine a resume reuses the job's."""
     stored = manifest.meta("settings")
     resume = bool(stored) and options.style is None and options.engine is None
     if resume:
-        style = styles.resolve(stored["style"], stored["engine"], obtain)
+        style = styles.resolve(stored["style"], stored["engine"], store.obtain)
         max_side = options.max_side if options.max_side is not None else stored.get("max_side")
         params = {**stored.get("params", {}), **options.params}
     else:
-        style = styles.resolve(options.style, options.engine, obtain)
+        style = styles.resolve(options.style, options.engine, store.obtain)
         max_side, params = options.max_side, {**style.params, **options.params}
     spec = engines.spec_of(style.engine)
     style, params = runnable(style, params)
@@ -96,7 +84,7 @@ def runnable(style: styles.Style, params: dict[str, Any]) -> tuple[styles.Style,
     if spec.model_option:  # the engine's model is picked by one of its options (gatys: --net)
         params.setdefault(spec.model_option, spec.option(spec.model_option).default)
         name = spec.models[params[spec.model_option]]
-        obtain(name)  # fetched first when missing (not offline)
+        store.obtain(name)  # fetched first when missing (not offline)
         style = style.with_model(lookup.verified(name))
     if style.model is None:
         raise UsageError(f"the {style.engine!r} engine needs a style model, not an image")

@@ -109,7 +109,7 @@ def main(ctx: click.Context, jobs_dir: Path | None, offline: bool) -> None:
     ctx.ensure_object(dict)
     ctx.obj["jobs_dir"] = jobs_dir
     if offline:
-        from ..models import store  # here: only --offline needs it, and its URL libraries cost every command
+        from ..models import store  # here: only --offline needs the model store
 
         os.environ[store.OFFLINE_ENV] = "1"  # read where a model is obtained (models.store.offline)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops as cleanly as Ctrl-C

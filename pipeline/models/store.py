@@ -13,9 +13,6 @@ import os
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -143,24 +140,32 @@ def offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "") not in ("", "0")
 
 
-class _HttpsRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to an https URL."""
+def _https_opener() -> Any:
+    """A URL opener that follows a redirect only to an https URL. The URL libraries (http.client and the
+    rest: 25 ms) are imported here, at a download, not by every command that resolves a model."""
+    import urllib.parse
+    import urllib.request
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).scheme != "https":
-            raise ModelError(f"{req.full_url} redirects to {newurl}: vpipe follows redirects only to https; "
-                             "nothing was installed")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    class HttpsRedirects(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                             newurl: str) -> urllib.request.Request | None:
+            if urllib.parse.urlsplit(newurl).scheme != "https":
+                raise ModelError(f"{req.full_url} redirects to {newurl}: vpipe follows redirects only to https; "
+                                 "nothing was installed")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return urllib.request.build_opener(HttpsRedirects)
 
 
 def fetch(url: str, dest: Path, algorithm: str, progress: Progress | None = None, size: int | None = None) -> str:
     """Download `url` to `dest` (fsynced), at most `size` bytes (the catalogue's); returns the digest of
     what arrived."""
+    import urllib.request
+
     digest = hashlib.new(algorithm)
     request = urllib.request.Request(url, headers={"User-Agent": "vpipe"})
     received = 0
-    opener = urllib.request.build_opener(_HttpsRedirects)
+    opener = _https_opener()
     with opener.open(request, timeout=TIMEOUT) as response, dest.open("wb") as out:
         for block in iter(lambda: response.read(storage.BLOCK), b""):
             digest.update(block)
@@ -180,6 +185,9 @@ def fetch(url: str, dest: Path, algorithm: str, progress: Progress | None = None
 
 
 def _offline(entry: Entry, remote: Remote, target: Path, exc: BaseException) -> ModelError:
+    import urllib.error
+    import urllib.parse
+
     reason = f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError) else \
         str(getattr(exc, "reason", None) or exc) or type(exc).__name__
     host = urllib.parse.urlsplit(remote.url).netloc or remote.url
@@ -209,6 +217,8 @@ def pull(name: str, show: bool = False) -> Result:
         if not catalogue.plain(place):
             raise ModelError(f"catalogue entry {entry.name}: {place!r} is not a plain relative path; "
                              "nothing was downloaded")
+    import urllib.error
+
     target = lookup.cache_dir() / entry.location
     staging = staging_for(target)
     try:
