@@ -64,6 +64,7 @@ class Plan:
     # Distillation (a teacher given to train()): pixel L1 + 4 L2 on [0, 1], plus these on the feature net
     feature_weight: float = 1.0  # content-layer features of the output vs the teacher's output
     gram_weight: float = 3.0  # Gram matrices of the output vs the teacher's output (keeps the strokes' contrast)
+    painting_weight: float = 0.0  # Gram matrices of the output vs the painting's (the Gram recipe's style loss)
     seed: int = 0
     checkpoint_every: int = 100
 
@@ -265,8 +266,13 @@ class Trainer:
                                      {k: f_target[k] for k in self.content_layers})
         gram = gatys.style_loss({k: gatys.batch_gram(f_out[k]) for k in self.style_weights},
                                 {k: gatys.batch_gram(f_target[k]) for k in self.style_weights}, self.style_weights)
-        return {"pixel": tf.reduce_mean(tf.abs(diff)) + 4.0 * tf.reduce_mean(tf.square(diff)),
-                "feature": feature, "gram": gram}
+        parts = {"pixel": tf.reduce_mean(tf.abs(diff)) + 4.0 * tf.reduce_mean(tf.square(diff)),
+                 "feature": feature, "gram": gram}
+        if self.plan.painting_weight:  # per crop, as `perceptual`'s style loss
+            grams = {k: gatys.batch_gram(f_out[k]) for k in self.style_weights}
+            parts["painting"] = (gatys.style_loss(grams, self.targets, self.style_weights)
+                                 / tf.cast(tf.shape(out)[0], tf.float32))
+        return parts
 
     def _train_step(self, images: tf.Tensor, prev: tf.Tensor, cur: tf.Tensor, to_prev: tf.Tensor,
                     mask: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -276,6 +282,8 @@ class Trainer:
             if self.distill:
                 parts = self.distilled(out, images[..., 3:])
                 loss = parts["pixel"] + p.feature_weight * parts["feature"] + p.gram_weight * parts["gram"]
+                if p.painting_weight:
+                    loss += p.painting_weight * parts["painting"]
             else:
                 parts = self.perceptual(images, out)
                 loss = p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]

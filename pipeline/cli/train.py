@@ -100,6 +100,8 @@ RECIPES: dict[str, dict[str, Any]] = {
               help="Gram recipe: weight of the Gram loss against the painting.")
 @click.option("--gram-weight", type=click.FloatRange(min=0),
               help="Distillation: weight of the Gram loss against the teacher's output [3].")
+@click.option("--painting-weight", type=click.FloatRange(min=0),
+              help="Distillation: weight of the Gram loss against the painting itself [0].")
 @click.option("--full", is_flag=True,
               help="The full Johnson network (32/64/128 channels, 5 blocks, 9x9 ends, transposed convs) instead of the slim one.")
 @click.option("--net", type=click.Choice(["squeezenet", "vgg19"]),
@@ -108,7 +110,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 @click.option("--force", is_flag=True, help="Replace a finished style of this name.")
 def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, teacher: str, size: int | None,
                 steps: int | None, batch: int, temporal_weight: float | None, style_weight: float, gram_weight: float | None,
-                full: bool, net: str | None, seed: int, force: bool) -> None:
+                painting_weight: float | None, full: bool, net: str | None, seed: int, force: bool) -> None:
     """Train a fast network for STYLE_IMAGE; resumable; the result is usable by --engine fast at once."""
     if not style_image.is_file():
         raise UsageError(f"{style_image}: no such file")
@@ -134,6 +136,8 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
                          channels=recipe["channels"], dilations=recipe["dilations"], seed=seed)
     if gram_weight is not None:
         plan = dataclasses.replace(plan, gram_weight=gram_weight)
+    if painting_weight is not None:
+        plan = dataclasses.replace(plan, painting_weight=painting_weight)
     if full:
         plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose",
                                    dilations=())
