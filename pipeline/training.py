@@ -33,7 +33,6 @@ from . import flow, storage, video
 from . import teacher as teaching
 from .engines import features, gatys
 from .engines.fast import network, padding, weights
-from .engines.fast.variant import Spec
 from .errors import UsageError
 from .teacher import Teacher
 
@@ -54,9 +53,6 @@ class Plan:
     # than the Johnson net's 9/9 and transposed convs at 640x360, and do not paint a checkerboard.
     kernels: tuple[int, int] = (5, 3)
     decoder: str = "resize"
-    # The residual convs' dilations (2 x blocks of them; empty: none dilated). Dilated taps widen what
-    # each output pixel sees at the same cost (the model's "vpipe".dilations, variant.py).
-    dilations: tuple[int, ...] = ()
     style_weight: float = 7.0
     content_weight: float = 1.0
     tv_weight: float = 30.0
@@ -67,14 +63,6 @@ class Plan:
     painting_weight: float = 0.0  # Gram matrices of the output vs the painting's (the Gram recipe's style loss)
     seed: int = 0
     checkpoint_every: int = 100
-
-    def spec(self) -> Spec:
-        """What the trained model's manifest says about it beyond its arrays."""
-        if not self.dilations:
-            return Spec()
-        if len(self.dilations) != 2 * self.blocks:
-            raise UsageError(f"{len(self.dilations)} dilations for {2 * self.blocks} residual convs")
-        return Spec(dilations=(1, 1, 1, *self.dilations, 1, 1, 1))
 
 
 def learning_rate(plan: Plan, step: int) -> float:
@@ -242,10 +230,6 @@ class Trainer:
         self.step = tf.Variable(0, dtype=tf.int64)
         self._train = tf.function(self._train_step, reduce_retracing=True)
 
-    @property
-    def dilations(self) -> tuple[int, ...]:
-        return self.plan.spec().dilations
-
     def perceptual(self, content: tf.Tensor, out: tf.Tensor) -> dict[str, tf.Tensor]:
         wanted = list(dict.fromkeys([*self.content_layers, *self.style_weights]))
         f_out = self.net(out, wanted)
@@ -278,7 +262,7 @@ class Trainer:
                     mask: tf.Tensor) -> dict[str, tf.Tensor]:
         p = self.plan
         with tf.GradientTape() as tape:
-            out = network.transform(images[..., :3], self.weights, p.decoder, self.dilations)
+            out = network.transform(images[..., :3], self.weights, p.decoder)
             if self.distill:
                 parts = self.distilled(out, images[..., 3:])
                 loss = parts["pixel"] + p.feature_weight * parts["feature"] + p.gram_weight * parts["gram"]
@@ -288,8 +272,8 @@ class Trainer:
                 parts = self.perceptual(images, out)
                 loss = p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]
             if p.temporal_weight:
-                out_prev = network.transform(prev[..., :3], self.weights, p.decoder, self.dilations)
-                out_cur = network.transform(cur[..., :3], self.weights, p.decoder, self.dilations)
+                out_prev = network.transform(prev[..., :3], self.weights, p.decoder)
+                out_cur = network.transform(cur[..., :3], self.weights, p.decoder)
                 diff = (out_cur - tf_warp(out_prev, to_prev)) / 255.0
                 parts["temporal"] = tf.reduce_sum(mask[..., None] * tf.square(diff)) / (3 * tf.reduce_sum(mask) + 1e-6)
                 loss += p.temporal_weight * parts["temporal"]
@@ -317,16 +301,16 @@ class Trainer:
     def stylize(self, image: np.ndarray) -> np.ndarray:
         padded, (h, w) = padding.pad_to_multiple(image, 4, padding.MARGIN)
         batch = tf.constant(padded[None].astype(np.float32))
-        out = network.transform(batch, self.weights, self.plan.decoder, self.dilations).numpy()[0]
+        out = network.transform(batch, self.weights, self.plan.decoder).numpy()[0]
         return np.rint(out[padding.MARGIN:padding.MARGIN + h, padding.MARGIN:padding.MARGIN + w]).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- output
 
 
-def export(variables: list[tf.Variable], folder: Path, plan: Plan) -> None:
+def export(variables: list[tf.Variable], folder: Path, decoder: str) -> None:
     """The trained variables in the fast engine's layout (weights.write)."""
-    weights.write(folder, [v.numpy() for v in variables], plan.decoder, plan.spec())
+    weights.write(folder, [v.numpy() for v in variables], decoder)
 
 
 def train(style_path: Path, sources: list[Path], out_dir: Path, net: features.FeatureNet, plan: Plan,
@@ -356,5 +340,5 @@ def train(style_path: Path, sources: list[Path], out_dir: Path, net: features.Fe
             shown.append(trainer.stylize(sample[..., :3]))
             storage.publish(out_dir / "preview.png", storage.encode(np.hstack(shown), "png"))
         report(done, parts, (time.monotonic() - started) / (done - first))
-    export(trainer.weights, out_dir / "model", plan)
+    export(trainer.weights, out_dir / "model", plan.decoder)
     return out_dir / "model"

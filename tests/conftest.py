@@ -60,16 +60,3 @@ def vpipe_slim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("m") / "vpipe_slim"
     weights.write(folder, random_net(), "resize")
     return folder
-
-
-DILATIONS = (1, 1, 1, 1, 2, 5, 3, 1, 1, 1)  # random_net's 2 blocks: its 4 residual convs dilated
-
-
-@pytest.fixture(scope="session")
-def vpipe_dilated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same form with dilated residual convs (the manifest's "vpipe".dilations), random weights."""
-    from pipeline.engines.fast import variant, weights
-
-    folder = tmp_path_factory.mktemp("m") / "vpipe_dilated"
-    weights.write(folder, random_net(seed=5), "resize", variant.Spec(dilations=DILATIONS))
-    return folder

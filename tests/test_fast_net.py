@@ -9,10 +9,9 @@ import pytest
 import tensorflow as tf
 
 from pipeline.engines.fast import engine as fast
-from pipeline.engines.fast import network, variant
+from pipeline.engines.fast import network
 from pipeline.engines.fast.precision import cpu_flags, resolve
-from pipeline.engines.fast.variant import Spec
-from pipeline.errors import ModelError, UsageError
+from pipeline.errors import UsageError
 from tests.helpers import frame, random_net
 
 
@@ -68,33 +67,16 @@ def test_the_up_forms_do_no_multiply_adds_for_zeros() -> None:
 
 
 @pytest.mark.parametrize("form", network.FORMS)
-@pytest.mark.parametrize("kernels, decoder, dilations", [((9, 9), "transpose", ()), ((5, 5), "resize", ()),
-                                                        ((5, 3), "resize", (1, 1, 1, 2, 5, 1, 3, 1, 1, 1))])
-def test_network_equals_the_transform_net(form: str, kernels: tuple[int, int], decoder: str,
-                                          dilations: tuple[int, ...]) -> None:
+@pytest.mark.parametrize("kernels, decoder", [((9, 9), "transpose"), ((5, 5), "resize")])
+def test_network_equals_the_transform_net(form: str, kernels: tuple[int, int], decoder: str) -> None:
     arrays = random_net(kernels, decoder, seed=3)
     x = tf.constant(np.stack([frame(36, 52, s) for s in range(2)]).astype(np.float32))
-    want = tf.round(network.transform(x, [tf.constant(a) for a in arrays], decoder, dilations)).numpy()
-    got = network.network(arrays, decoder, form=form, spec=Spec(dilations=dilations))(x).numpy()
+    want = tf.round(network.transform(x, [tf.constant(a) for a in arrays], decoder)).numpy()
+    got = network.network(arrays, decoder, form=form)(x).numpy()
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
-    if dilations:  # the dilations change the picture: the comparison can tell
-        plain = network.network(arrays, decoder, form=form)(x).numpy()
-        assert np.abs(plain.astype(int) - want.astype(int)).max() > 10
 
 
-def test_dilations_are_checked_against_the_layers() -> None:
-    arrays = random_net()  # 10 layers, residual convs 3..6
-    ok = [1, 1, 1, 2, 4, 1, 8, 1, 1, 1]
-    assert variant.parse("m", {"dilations": ok}, arrays).dilations == tuple(ok)
-    assert variant.parse("m", {"dilations": ok}, arrays).manifest()["dilations"] == ok
-    assert "dilations" not in variant.Spec().manifest()
-    for bad in ([2, *ok[1:]], ok[:-1], [*ok[:3], 0, *ok[4:]], [*ok[:3], 1.5, *ok[4:]], [*ok[:3], True, *ok[4:]],
-                [*ok[:3], 17, *ok[4:]], "2"):
-        with pytest.raises(ModelError, match=r"dilations must list an integer 1\.\.16 for each of the 10 layers"):
-            variant.parse("m", {"dilations": bad}, arrays)
-
-
-@pytest.mark.parametrize("model", ["slim", "vpipe_slim", "vpipe_dilated"])
+@pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
 def test_xnnpack_matches_the_graph_at_any_size_and_batch(model: str, request: pytest.FixtureRequest) -> None:
     net = request.getfixturevalue(model)
     graph = fast.FastEngine(net, batch_size=2)

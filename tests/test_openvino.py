@@ -25,7 +25,7 @@ from tests.helpers import FIXTURES, ROOT, frame, kill_all, make_clip, vpipe_run,
 pytestmark = pytest.mark.skipif(not openvino_cpu.available(), reason="the openvino package is not installed")
 
 
-@pytest.mark.parametrize("model", ["slim", "vpipe_slim", "vpipe_dilated"])
+@pytest.mark.parametrize("model", ["slim", "vpipe_slim"])
 def test_openvino_equals_the_reference_network_at_any_size_and_batch(model: str, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch,
                                                                      request: pytest.FixtureRequest) -> None:
@@ -43,7 +43,7 @@ def test_openvino_equals_the_reference_network_at_any_size_and_batch(model: str,
     assert list((tmp_path / "vpipe" / "openvino").iterdir())  # compiled models kept for the next worker
 
 
-@pytest.mark.parametrize("model, layers", [("slim", 16), ("vpipe_slim", 10), ("vpipe_dilated", 10)])
+@pytest.mark.parametrize("model, layers", [("slim", 16), ("vpipe_slim", 10)])
 def test_openvino_compiles_its_form_into_its_fused_kernels(model: str, layers: int, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch,
                                                            request: pytest.FixtureRequest) -> None:

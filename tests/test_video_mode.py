@@ -22,7 +22,7 @@ SHOT_B = np.ascontiguousarray(255 - texture(96, 128, seed=5))  # another shot: n
 
 def fast_engine(tmp_path: Path) -> Any:
     plan = training.Plan(channels=(8, 16, 32), blocks=1)
-    training.export(training.init_weights(plan, seed=3), tmp_path / "model", plan)
+    training.export(training.init_weights(plan, seed=3), tmp_path / "model", plan.decoder)
     return FastEngine(tmp_path / "model")
 
 

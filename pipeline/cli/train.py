@@ -78,8 +78,8 @@ def _teacher(choice: str, painting: Path) -> Teacher | None:
 
 # Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
 RECIPES: dict[str, dict[str, Any]] = {
-    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48), "dilations": ()},
-    "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48), "dilations": ()}}
+    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48)},
+    "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48)}}
 
 
 @click.command("train-style")
@@ -133,14 +133,13 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
     steps = steps or recipe["steps"]
     plan = training.Plan(size=size or recipe["size"], steps=steps, batch=batch, style_weight=style_weight,
                          temporal_weight=recipe["temporal_weight"] if temporal_weight is None else temporal_weight,
-                         channels=recipe["channels"], dilations=recipe["dilations"], seed=seed)
+                         channels=recipe["channels"], seed=seed)
     if gram_weight is not None:
         plan = dataclasses.replace(plan, gram_weight=gram_weight)
     if painting_weight is not None:
         plan = dataclasses.replace(plan, painting_weight=painting_weight)
     if full:
-        plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose",
-                                   dilations=())
+        plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose")
     out.mkdir(parents=True, exist_ok=True)
     if (out / ".train").is_dir():
         click.echo(f"resuming from the checkpoint in {out / '.train'}")

@@ -44,8 +44,8 @@ def _reference_norm(x: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) -> tf.Tens
     return (x - mu) / tf.sqrt(var + EPS) * scale + shift
 
 
-def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1, dilation: int = 1) -> tf.Tensor:
-    """One layer's conv: plain (with `stride` or `dilation`), or doubling the size as the decoder `up` says.
+def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1) -> tf.Tensor:
+    """One layer's conv: plain (with `stride`), or doubling the size as the decoder `up` says.
 
     Also the tiled path's (`tiles`), so tiled and untiled frames run the same convs.
     """
@@ -56,32 +56,27 @@ def conv(x: tf.Tensor, kernel: tf.Tensor, up: str = "", stride: int = 1, dilatio
     if up == "resize":
         x = tf.image.resize(x, tf.stack([s[1] * 2, s[2] * 2]), method="nearest")
         return tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
-    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME", dilations=dilation)
+    return tf.nn.conv2d(x, kernel, strides=stride, padding="SAME")
 
 
 def _reference_layer(x: tf.Tensor, w: Sequence[tf.Tensor], i: int, up: str = "", stride: int = 1,
-                     relu: bool = True, dilation: int = 1) -> tf.Tensor:
+                     relu: bool = True) -> tf.Tensor:
     kernel, shift, scale = w[3 * i : 3 * i + 3]
-    x = _reference_norm(conv(x, kernel, up, stride, dilation), shift, scale)
+    x = _reference_norm(conv(x, kernel, up, stride), shift, scale)
     return tf.nn.relu(x) if relu else x
 
 
-def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose",
-              dilations: Sequence[int] = ()) -> tf.Tensor:
-    """The transform net on RGB 0..255 (N, H, W, 3), H and W multiples of 4 -> float RGB 0..255;
-    `dilations`: per layer, as the model's "vpipe" field (empty: none dilated).
+def transform(x: tf.Tensor, w: Sequence[tf.Tensor], decoder: str = "transpose") -> tf.Tensor:
+    """The transform net on RGB 0..255 (N, H, W, 3), H and W multiples of 4 -> float RGB 0..255.
 
     Also used (with trainable variables) by `vpipe train-style`.
     """
     blocks = weights.blocks_of(len(w) // 3)
-    spec = Spec(dilations=tuple(dilations))
     x = _reference_layer(x, w, 0)
     x = _reference_layer(x, w, 1, stride=2)
     x = _reference_layer(x, w, 2, stride=2)
     for r in range(blocks):
-        a, b = 3 + 2 * r, 4 + 2 * r
-        x = x + _reference_layer(_reference_layer(x, w, a, dilation=spec.dilation(a)), w, b, relu=False,
-                                 dilation=spec.dilation(b))
+        x = x + _reference_layer(_reference_layer(x, w, 3 + 2 * r), w, 4 + 2 * r, relu=False)
     last = 3 + 2 * blocks
     x = _reference_layer(x, w, last, decoder)
     x = _reference_layer(x, w, last + 1, decoder)
@@ -188,9 +183,9 @@ def _padded(x: tf.Tensor, lo: int, hi: int) -> tf.Tensor:
     return tf.pad(x, [[0, 0], [lo, hi], [lo, hi], [0, 0]]) if lo or hi else x
 
 
-def _conv(kernel: np.ndarray, stride: int, dtype: tf.DType, dilation: int = 1) -> Conv:
+def _conv(kernel: np.ndarray, stride: int, dtype: tf.DType) -> Conv:
     k = tf.constant(kernel, dtype)
-    return lambda x: tf.nn.conv2d(x, k, stride, "SAME", dilations=dilation)
+    return lambda x: tf.nn.conv2d(x, k, stride, "SAME")
 
 
 def _s2d_conv(kernel: np.ndarray, r: int, dtype: tf.DType) -> Conv:
@@ -251,11 +246,9 @@ FIRST_R, LAST_R, SPLIT = 2, 4, 3
 FORMS = ("tf", "xnnpack", "openvino")
 
 
-def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32, form: str = "tf",
-          spec: Spec | None = None) -> list[Conv]:
+def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float32, form: str = "tf") -> list[Conv]:
     """One callable per layer, in network order (the layout of `weights.layers`), in the forms that are
     fastest on the kernels of `form`: TF's own, XNNPACK's or OpenVINO's CPU plugin's."""
-    spec = spec or Spec()
     n = len(arrays) // 3
     out: list[Conv] = []
     for i in range(n):
@@ -268,7 +261,7 @@ def convs(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.float
         elif i == n - 1 and wide:
             out.append(_s2d_conv(kernel, LAST_R, dtype) if form == "tf" else _split_conv(kernel, SPLIT, dtype))
         else:
-            out.append(_conv(kernel, 2 if i in (1, 2) else 1, dtype, spec.dilation(i)))
+            out.append(_conv(kernel, 2 if i in (1, 2) else 1, dtype))
     return out
 
 
@@ -299,7 +292,7 @@ def network(arrays: Sequence[np.ndarray], decoder: str, dtype: tf.DType = tf.flo
     forms for TF, XNNPACK or OpenVINO (`convs`, `instance_norm`); `spec`: the model's "vpipe" fields
     (fast_spec; default Engstrom's)."""
     spec = spec or Spec()
-    layer_convs = convs(arrays, decoder, dtype, form, spec)
+    layer_convs = convs(arrays, decoder, dtype, form)
     norms = [(tf.constant(arrays[3 * i + 1]), tf.constant(arrays[3 * i + 2])) for i in range(len(layer_convs))]
     blocks = weights.blocks_of(len(layer_convs))
     trims = [spec.trim(i, int(arrays[3 * i].shape[0]), blocks) for i in range(len(layer_convs))]

@@ -10,8 +10,7 @@ bench/bench_memory.py). The statistics here are exact, found stage by stage:
   sums the moments of layer k's conv output over the part of the frame each tile owns (the owned
   parts partition the frame). The last pass keeps layer 2's output: a quarter-resolution map.
 - residual blocks: on that whole map (128 channels at 1/16 of the pixels: 32 bytes per frame pixel
-  each), layer by layer in bands of rows, each band read with the conv's reach on either side (its
-  dilation x kernel // 2 rows); every layer's statistics come from the whole map.
+  each), layer by layer in bands of rows; every layer's statistics come from the whole map.
 - decoder: tiles over the map; passes for each upsampling layer's statistics, then the last conv's
   output, feather-blended (pipeline.tiles.ramp) over the cores' overlap, normalized and squashed.
 
@@ -115,7 +114,7 @@ class Net:
         self._compiled: dict[tuple[int, ...], Any] = {}  # tf.function per chain of layers
 
     def halo(self, layer: int) -> int:
-        return self.spec.reach(layer, int(self.w[3 * layer].shape[0]))
+        return int(self.w[3 * layer].shape[0]) // 2
 
     def _build(self, layers: tuple[int, ...]) -> Any:
         import tensorflow as tf
@@ -127,7 +126,7 @@ class Net:
         def run(x: tf.Tensor, fixed: tf.Tensor, box: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
             for n, i in enumerate(layers):
                 up, stride, relu = self.kinds[i]
-                x = network.conv(x, self.w[3 * i], up, stride, self.spec.dilation(i))
+                x = network.conv(x, self.w[3 * i], up, stride)
                 if n == len(layers) - 1:
                     break
                 c = self.widths[i]

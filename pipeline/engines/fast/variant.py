@@ -12,9 +12,7 @@ it, each validated here at load time (one-line ModelError):
 - "input_pad": reflection padding (full-resolution pixels, a multiple of 4) the net adds first;
 - "residual": "same" (padded 3x3 convs) or "valid" (unpadded convs, the shortcut cropped to
   match: each block shrinks the map; "input_pad" must give the size back exactly);
-- "output_scale", "output_shift": per RGB channel, out = tanh(x) * scale + shift (0..255);
-- "dilations": per conv layer, the spacing of the kernel's taps (1: a plain conv). Only the residual
-  convs may be dilated: there they widen what each pixel sees at no extra cost.
+- "output_scale", "output_shift": per RGB channel, out = tanh(x) * scale + shift (0..255).
 
 Every path that runs the net applies these: `network.network` (TF graph and the XNNPACK conversion)
 and `tiles`. This module imports no TensorFlow.
@@ -36,8 +34,7 @@ from pipeline.errors import ModelError
 NORMS = ("instance", "affine")
 RESIDUALS = ("same", "valid")
 ENGSTROM_EPS = 1e-3
-FIELDS = ("norms", "eps", "input_shift", "input_pad", "residual", "output_scale", "output_shift", "dilations")
-MAX_DILATION = 16
+FIELDS = ("norms", "eps", "input_shift", "input_pad", "residual", "output_scale", "output_shift")
 
 
 @dataclass(frozen=True)
@@ -49,22 +46,14 @@ class Spec:
     residual: str = "same"
     output_scale: tuple[float, float, float] = (150.0, 150.0, 150.0)
     output_shift: tuple[float, float, float] = (127.5, 127.5, 127.5)
-    dilations: tuple[int, ...] = ()  # empty: 1 on every layer
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def norm(self, layer: int) -> str:
         return self.norms[layer] if self.norms else "instance"
 
-    def dilation(self, layer: int) -> int:
-        return self.dilations[layer] if self.dilations else 1
-
-    def reach(self, layer: int, kernel_size: int) -> int:
-        """Pixels of the layer's input on each side that one output pixel reads."""
-        return self.dilation(layer) * (kernel_size // 2)
-
     def trim(self, layer: int, kernel_size: int, blocks: int) -> int:
-        """Pixels a layer's output loses on each side: its reach for a valid residual conv, else 0."""
-        return self.reach(layer, kernel_size) if self.residual == "valid" and 3 <= layer < 3 + 2 * blocks else 0
+        """Pixels a layer's output loses on each side: k // 2 for a valid residual conv, else 0."""
+        return kernel_size // 2 if self.residual == "valid" and 3 <= layer < 3 + 2 * blocks else 0
 
     @property
     def default(self) -> bool:
@@ -77,10 +66,10 @@ class Spec:
         return json.dumps(fields, sort_keys=True)
 
     def manifest(self) -> dict[str, Any]:
-        """The fields for the manifest's "vpipe" key (an empty per-layer list is left out: its default)."""
+        """The fields for the manifest's "vpipe" key."""
         fields = asdict(self)
         fields.pop("extra")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if v != ()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}
 
 
 def _triple(where: str, name: str, value: Any) -> tuple[float, float, float]:
@@ -123,14 +112,6 @@ def parse(where: str, extra: Any, arrays: Sequence[np.ndarray]) -> Spec:
         if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0 or pad % 4:
             raise ModelError(f"model {where}: manifest.json \"vpipe\".input_pad must be a multiple of 4 >= 0")
         kw["input_pad"] = pad
-    if "dilations" in extra:
-        dil = extra["dilations"]
-        if (not isinstance(dil, list) or len(dil) != n
-                or any(isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DILATION for v in dil)
-                or any(v != 1 for i, v in enumerate(dil) if not 3 <= i < 3 + 2 * blocks)):
-            raise ModelError(f"model {where}: manifest.json \"vpipe\".dilations must list an integer 1..{MAX_DILATION} "
-                             f"for each of the {n} layers, above 1 only on the residual convs (layers 3..{2 + 2 * blocks})")
-        kw["dilations"] = tuple(dil)
     spec = Spec(**kw, extra={k: v for k, v in extra.items() if k not in FIELDS})
     lost = 4 * sum(spec.trim(i, int(arrays[3 * i].shape[0]), blocks) for i in range(n))
     if lost != spec.input_pad:

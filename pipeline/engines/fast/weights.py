@@ -13,14 +13,10 @@ import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.errors import ModelError
-
-if TYPE_CHECKING:
-    from pipeline.engines.fast.variant import Spec
 
 BLOCKS = 5  # residual blocks of the Johnson/Engstrom net; slim trained variants may have fewer
 # How the decoder doubles the size: "transpose" (stride-2 transposed convs, Johnson/Engstrom; kernels
@@ -120,14 +116,13 @@ def load_net(folder: Path) -> tuple[list[np.ndarray], str]:
     return arrays, decoder
 
 
-def write(folder: Path, arrays: Sequence[np.ndarray], decoder: str, spec: Spec | None = None) -> None:
-    """Write the layout (manifest.json + raw float32 Variable files, `spec`'s fields where it is not
-    the default) atomically: a folder beside it, renamed into place once complete."""
+def write(folder: Path, arrays: Sequence[np.ndarray], decoder: str) -> None:
+    """Write the layout (manifest.json + raw float32 Variable files) atomically: a folder beside it,
+    renamed into place once complete."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    extra = spec.manifest() if spec is not None and not spec.default else {}
-    manifest: dict[str, object] = {"vpipe": {"decoder": decoder, **extra}}
+    manifest: dict[str, object] = {"vpipe": {"decoder": decoder}}
     for i, array in enumerate(arrays):
         name = var_name(i)
         data = np.asarray(array, dtype="<f4")
