@@ -7,9 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from pipeline import metrics, sheet, teacher, training
-from pipeline.engines import features
+from pipeline.engines import features, gatys
+from pipeline.engines.fast import network
 from pipeline.engines.fast.engine import FastEngine
 from tests.helpers import texture
 
@@ -106,3 +108,29 @@ def test_distillation_learns_the_teachers_mapping_on_tiny_data(tmp_path: Path, m
     kept = metrics.structure(learned.astype(np.uint8), wanted.astype(np.uint8))  # the teacher's outlines
     assert error < 0.4 * before and kept > 0.75, f"mean error {error:.1f} (untrained {before:.1f}), structure {kept:.2f}"
     assert (tmp_path / "out" / ".teacher").is_dir()  # the targets were cached for a resumed run
+
+
+def test_the_painting_weight_pulls_a_distilled_net_towards_the_paintings_gram_matrices() -> None:
+    """`--painting-weight`: beside the teacher's targets, the Gram loss against the painting itself."""
+    frames = [texture(72, 88, seed=s) for s in range(3)]
+    data = training.Data(frames, []).with_targets([255 - f for f in frames])
+    painting = texture(64, 64, seed=9)
+    net = features.load("squeezenet", None)
+    probe = np.stack([texture(48, 48, seed=20 + s) for s in range(4)]).astype(np.float32)
+
+    def trained(weight: float) -> tuple[float, set[str]]:
+        plan = training.Plan(size=48, steps=40, batch=4, channels=(8, 16, 32), blocks=1, learning_rate=3e-3,
+                             feature_weight=0.0, gram_weight=0.0, painting_weight=weight)
+        trainer = training.Trainer(painting, net, plan, distill=True)
+        parts: dict[str, float] = {}
+        for step in range(plan.steps):
+            parts = trainer.train_step(data, step)
+        out = network.transform(tf.constant(probe), trainer.weights, plan.decoder)
+        feats = net(out, list(trainer.style_weights))
+        grams = {k: gatys.batch_gram(feats[k]) for k in trainer.style_weights}
+        return float(gatys.style_loss(grams, trainer.targets, trainer.style_weights)) / len(probe), set(parts)
+
+    plain, plain_terms = trained(0.0)
+    pulled, pulled_terms = trained(30.0)
+    assert "painting" in pulled_terms and "painting" not in plain_terms
+    assert pulled < 0.7 * plain, f"Gram distance to the painting {pulled:.3f} with the term, {plain:.3f} without"
