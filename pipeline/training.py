@@ -3,13 +3,15 @@
 Two recipes. Distillation (the default where the arbitrary engine's models are present): a teacher
 that already stylizes well paints every training image once (cached, resumable), and the network
 learns to reproduce it: pixel regression (L1 + L2), feature regression and the Gram matrices of the
-teacher's output on a feature network. That is a supervised image-to-image problem, so a few thousand
-CPU steps keep the objects of the frame readable. The Gram recipe (`--teacher none`): perceptual loss
-on a feature network (the gatys engine's losses: Gram style against the painting, content, TV).
-Both use Adam on random crops from photos and video frames. With a temporal weight, each step also takes pairs of
-consecutive video frames with their DIS flow and Ruder's reliability mask, and penalizes the
-difference between the output of frame t and the warped output of frame t-1 where reliable (the
-ReCoNet idea), so the network is steady with no flow at inference time.
+teacher's output on a feature network, plus the Gram loss against the painting itself (the Gram
+recipe's style loss: the regression alone paints the teacher's average, in duller colours). That is a
+supervised image-to-image problem, so a few thousand CPU steps keep the objects of the frame readable.
+The Gram recipe (`--teacher none`): perceptual loss on a feature network (the gatys engine's losses:
+Gram style against the painting, content, TV). Both use Adam on random crops from photos and video
+frames. With a temporal weight, each step also takes pairs of consecutive video frames with their DIS
+flow and Ruder's reliability mask, and penalizes the difference between the output of frame t and the
+warped output of frame t-1 where reliable (the ReCoNet idea), so the network is steady with no flow
+at inference time.
 
 Checkpoints (tf.train.Checkpoint: weights, optimizer, step) make a run resumable after a crash; the
 data of step k depends only on (seed, k), so a resumed run sees what the lost one would have seen.
@@ -53,14 +55,13 @@ class Plan:
     # than the Johnson net's 9/9 and transposed convs at 640x360, and do not paint a checkerboard.
     kernels: tuple[int, int] = (5, 3)
     decoder: str = "resize"
-    style_weight: float = 7.0
+    style_weight: float = 7.0  # the Gram loss against the painting (cli/train.py RECIPES: distillation 5, Gram 7)
     content_weight: float = 1.0
     tv_weight: float = 30.0
     temporal_weight: float = 0.0  # the CLI sets it per recipe (cli/train.py RECIPES: distillation 300, Gram 1500)
     # Distillation (a teacher given to train()): pixel L1 + 4 L2 on [0, 1], plus these on the feature net
     feature_weight: float = 1.0  # content-layer features of the output vs the teacher's output
     gram_weight: float = 3.0  # Gram matrices of the output vs the teacher's output (keeps the strokes' contrast)
-    painting_weight: float = 0.0  # Gram matrices of the output vs the painting's (the Gram recipe's style loss)
     seed: int = 0
     checkpoint_every: int = 100
 
@@ -236,9 +237,14 @@ class Trainer:
         f_in = self.net(content, list(self.content_layers))
         content_loss = gatys.content_loss({k: f_out[k] for k in self.content_layers}, f_in)
         # gatys.style_loss sums over the batch's Gram matrices (broadcast against the target): mean per crop
+        return {"content": content_loss, "style": self.painting_loss(f_out), "tv": gatys.tv_loss(out)}
+
+    def painting_loss(self, f_out: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The style loss: the output's Gram matrices against the painting's, mean per crop
+        (gatys.style_loss sums over the batch's matrices, broadcast against the target)."""
         grams = {k: gatys.batch_gram(f_out[k]) for k in self.style_weights}
-        style_loss = gatys.style_loss(grams, self.targets, self.style_weights) / tf.cast(tf.shape(out)[0], tf.float32)
-        return {"content": content_loss, "style": style_loss, "tv": gatys.tv_loss(out)}
+        batch = tf.cast(tf.shape(next(iter(f_out.values())))[0], tf.float32)
+        return gatys.style_loss(grams, self.targets, self.style_weights) / batch
 
     def distilled(self, out: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
         """Regression onto the teacher's output: pixels (L1 + 4 L2 on [0, 1]), content-layer features, and
@@ -252,10 +258,8 @@ class Trainer:
                                 {k: gatys.batch_gram(f_target[k]) for k in self.style_weights}, self.style_weights)
         parts = {"pixel": tf.reduce_mean(tf.abs(diff)) + 4.0 * tf.reduce_mean(tf.square(diff)),
                  "feature": feature, "gram": gram}
-        if self.plan.painting_weight:  # per crop, as `perceptual`'s style loss
-            grams = {k: gatys.batch_gram(f_out[k]) for k in self.style_weights}
-            parts["painting"] = (gatys.style_loss(grams, self.targets, self.style_weights)
-                                 / tf.cast(tf.shape(out)[0], tf.float32))
+        if self.plan.style_weight:
+            parts["style"] = self.painting_loss(f_out)
         return parts
 
     def _train_step(self, images: tf.Tensor, prev: tf.Tensor, cur: tf.Tensor, to_prev: tf.Tensor,
@@ -266,8 +270,8 @@ class Trainer:
             if self.distill:
                 parts = self.distilled(out, images[..., 3:])
                 loss = parts["pixel"] + p.feature_weight * parts["feature"] + p.gram_weight * parts["gram"]
-                if p.painting_weight:
-                    loss += p.painting_weight * parts["painting"]
+                if p.style_weight:
+                    loss += p.style_weight * parts["style"]
             else:
                 parts = self.perceptual(images, out)
                 loss = p.content_weight * parts["content"] + p.style_weight * parts["style"] + p.tv_weight * parts["tv"]

@@ -95,7 +95,8 @@ def test_distillation_learns_the_teachers_mapping_on_tiny_data(tmp_path: Path, m
     cv2.imwrite(str(tmp_path / "painting.png"), texture(64, 64, seed=9))
     # pixel regression only: the feature terms need real SqueezeNet weights to mean anything (a random net here)
     plan = training.Plan(size=48, steps=400, batch=4, channels=(8, 16, 32), blocks=1, learning_rate=3e-3,
-                         feature_weight=0.0, gram_weight=0.0, temporal_weight=10.0, checkpoint_every=1000)
+                         feature_weight=0.0, gram_weight=0.0, style_weight=0.0, temporal_weight=10.0,
+                         checkpoint_every=1000)
     seen: list[dict[str, float]] = []
     model = training.train(tmp_path / "painting.png", [tmp_path], tmp_path / "out", features.load("squeezenet", None),
                            plan, lambda step, parts, _s: seen.append(parts), preview_every=1000, teacher=TINY_TEACHER)
@@ -110,8 +111,8 @@ def test_distillation_learns_the_teachers_mapping_on_tiny_data(tmp_path: Path, m
     assert (tmp_path / "out" / ".teacher").is_dir()  # the targets were cached for a resumed run
 
 
-def test_the_painting_weight_pulls_a_distilled_net_towards_the_paintings_gram_matrices() -> None:
-    """`--painting-weight`: beside the teacher's targets, the Gram loss against the painting itself."""
+def test_the_style_weight_pulls_a_distilled_net_towards_the_paintings_gram_matrices() -> None:
+    """`--style-weight` in distillation: beside the teacher's targets, the Gram loss against the painting itself."""
     frames = [texture(72, 88, seed=s) for s in range(3)]
     data = training.Data(frames, []).with_targets([255 - f for f in frames])
     painting = texture(64, 64, seed=9)
@@ -120,7 +121,7 @@ def test_the_painting_weight_pulls_a_distilled_net_towards_the_paintings_gram_ma
 
     def trained(weight: float) -> tuple[float, set[str]]:
         plan = training.Plan(size=48, steps=40, batch=4, channels=(8, 16, 32), blocks=1, learning_rate=3e-3,
-                             feature_weight=0.0, gram_weight=0.0, painting_weight=weight)
+                             feature_weight=0.0, gram_weight=0.0, style_weight=weight)
         trainer = training.Trainer(painting, net, plan, distill=True)
         parts: dict[str, float] = {}
         for step in range(plan.steps):
@@ -132,5 +133,5 @@ def test_the_painting_weight_pulls_a_distilled_net_towards_the_paintings_gram_ma
 
     plain, plain_terms = trained(0.0)
     pulled, pulled_terms = trained(30.0)
-    assert "painting" in pulled_terms and "painting" not in plain_terms
+    assert "style" in pulled_terms and "style" not in plain_terms
     assert pulled < 0.7 * plain, f"Gram distance to the painting {pulled:.3f} with the term, {plain:.3f} without"

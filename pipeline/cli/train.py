@@ -78,8 +78,8 @@ def _teacher(choice: str, painting: Path) -> Teacher | None:
 
 # Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
 RECIPES: dict[str, dict[str, Any]] = {
-    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48)},
-    "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48)}}
+    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48), "style_weight": 5.0},
+    "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48), "style_weight": 7.0}}
 
 
 @click.command("train-style")
@@ -96,12 +96,10 @@ RECIPES: dict[str, dict[str, Any]] = {
 @click.option("--temporal-weight", type=click.FloatRange(min=0),
               help="Weight of the flow-warped consistency term on consecutive video frames, 0: off "
                    "[distillation 300, Gram 1500].")
-@click.option("--style-weight", type=click.FloatRange(min=0), default=7.0, show_default=True,
-              help="Gram recipe: weight of the Gram loss against the painting.")
+@click.option("--style-weight", type=click.FloatRange(min=0),
+              help="Weight of the Gram loss against the painting itself [distillation 5, Gram 7].")
 @click.option("--gram-weight", type=click.FloatRange(min=0),
               help="Distillation: weight of the Gram loss against the teacher's output [3].")
-@click.option("--painting-weight", type=click.FloatRange(min=0),
-              help="Distillation: weight of the Gram loss against the painting itself [0].")
 @click.option("--full", is_flag=True,
               help="The full Johnson network (32/64/128 channels, 5 blocks, 9x9 ends, transposed convs) instead of the slim one.")
 @click.option("--net", type=click.Choice(["squeezenet", "vgg19"]),
@@ -109,8 +107,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace a finished style of this name.")
 def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, teacher: str, size: int | None,
-                steps: int | None, batch: int, temporal_weight: float | None, style_weight: float, gram_weight: float | None,
-                painting_weight: float | None, full: bool, net: str | None, seed: int, force: bool) -> None:
+                steps: int | None, batch: int, temporal_weight: float | None, style_weight: float | None, gram_weight: float | None,
+                full: bool, net: str | None, seed: int, force: bool) -> None:
     """Train a fast network for STYLE_IMAGE; resumable; the result is usable by --engine fast at once."""
     if not style_image.is_file():
         raise UsageError(f"{style_image}: no such file")
@@ -131,13 +129,12 @@ def train_style(style_image: Path, sources: tuple[Path, ...], name: str | None, 
     tutor = _teacher(teacher, style_image)
     recipe = RECIPES["distill" if tutor else "gram"]
     steps = steps or recipe["steps"]
-    plan = training.Plan(size=size or recipe["size"], steps=steps, batch=batch, style_weight=style_weight,
+    plan = training.Plan(size=size or recipe["size"], steps=steps, batch=batch,
+                         style_weight=recipe["style_weight"] if style_weight is None else style_weight,
                          temporal_weight=recipe["temporal_weight"] if temporal_weight is None else temporal_weight,
                          channels=recipe["channels"], seed=seed)
     if gram_weight is not None:
         plan = dataclasses.replace(plan, gram_weight=gram_weight)
-    if painting_weight is not None:
-        plan = dataclasses.replace(plan, painting_weight=painting_weight)
     if full:
         plan = dataclasses.replace(plan, channels=(32, 64, 128), blocks=5, kernels=(9, 9), decoder="transpose")
     out.mkdir(parents=True, exist_ok=True)
