@@ -236,7 +236,6 @@ class Trainer:
         f_out = self.net(out, wanted)
         f_in = self.net(content, list(self.content_layers))
         content_loss = gatys.content_loss({k: f_out[k] for k in self.content_layers}, f_in)
-        # gatys.style_loss sums over the batch's Gram matrices (broadcast against the target): mean per crop
         return {"content": content_loss, "style": self.painting_loss(f_out), "tv": gatys.tv_loss(out)}
 
     def painting_loss(self, f_out: dict[str, tf.Tensor]) -> tf.Tensor:
