@@ -55,7 +55,7 @@ class Plan:
     # than the Johnson net's 9/9 and transposed convs at 640x360, and do not paint a checkerboard.
     kernels: tuple[int, int] = (5, 3)
     decoder: str = "resize"
-    style_weight: float = 7.0  # the Gram loss against the painting (cli/train.py RECIPES: distillation 5, Gram 7)
+    style_weight: float = 7.0  # the Gram loss against the painting (cli/train.py RECIPES: distillation 1.5, Gram 7)
     content_weight: float = 1.0
     tv_weight: float = 30.0
     temporal_weight: float = 0.0  # the CLI sets it per recipe (cli/train.py RECIPES: distillation 300, Gram 1500)

@@ -78,7 +78,7 @@ def _teacher(choice: str, painting: Path) -> Teacher | None:
 
 # Defaults per recipe, each within 45 minutes on 2 CPU cores (measured: README "Training a style").
 RECIPES: dict[str, dict[str, Any]] = {
-    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48), "style_weight": 5.0},
+    "distill": {"size": 192, "steps": 3000, "temporal_weight": 300.0, "channels": (16, 32, 48), "style_weight": 1.5},
     "gram": {"size": 192, "steps": 2000, "temporal_weight": 1500.0, "channels": (12, 24, 48), "style_weight": 7.0}}
 
 
@@ -97,7 +97,7 @@ RECIPES: dict[str, dict[str, Any]] = {
               help="Weight of the flow-warped consistency term on consecutive video frames, 0: off "
                    "[distillation 300, Gram 1500].")
 @click.option("--style-weight", type=click.FloatRange(min=0),
-              help="Weight of the Gram loss against the painting itself [distillation 5, Gram 7].")
+              help="Weight of the Gram loss against the painting itself [distillation 1.5, Gram 7].")
 @click.option("--gram-weight", type=click.FloatRange(min=0),
               help="Distillation: weight of the Gram loss against the teacher's output [3].")
 @click.option("--full", is_flag=True,
