@@ -236,13 +236,16 @@ class Trainer:
         f_out = self.net(out, wanted)
         f_in = self.net(content, list(self.content_layers))
         content_loss = gatys.content_loss({k: f_out[k] for k in self.content_layers}, f_in)
-        return {"content": content_loss, "style": self.painting_loss(f_out), "tv": gatys.tv_loss(out)}
+        return {"content": content_loss, "style": self.painting_loss(self.grams(f_out)), "tv": gatys.tv_loss(out)}
 
-    def painting_loss(self, f_out: dict[str, tf.Tensor]) -> tf.Tensor:
-        """The style loss: the output's Gram matrices against the painting's, mean per crop
+    def grams(self, feats: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Per style layer, the (B, C, C) Gram matrices of a batch's features."""
+        return {k: gatys.batch_gram(feats[k]) for k in self.style_weights}
+
+    def painting_loss(self, grams: dict[str, tf.Tensor]) -> tf.Tensor:
+        """The style loss: a batch's Gram matrices against the painting's, mean per crop
         (gatys.style_loss sums over the batch's matrices, broadcast against the target)."""
-        grams = {k: gatys.batch_gram(f_out[k]) for k in self.style_weights}
-        batch = tf.cast(tf.shape(next(iter(f_out.values())))[0], tf.float32)
+        batch = tf.cast(tf.shape(next(iter(grams.values())))[0], tf.float32)
         return gatys.style_loss(grams, self.targets, self.style_weights) / batch
 
     def distilled(self, out: tf.Tensor, target: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -253,12 +256,12 @@ class Trainer:
         f_out, f_target = self.net(out, wanted), self.net(target, wanted)
         feature = gatys.content_loss({k: f_out[k] for k in self.content_layers},
                                      {k: f_target[k] for k in self.content_layers})
-        gram = gatys.style_loss({k: gatys.batch_gram(f_out[k]) for k in self.style_weights},
-                                {k: gatys.batch_gram(f_target[k]) for k in self.style_weights}, self.style_weights)
+        grams = self.grams(f_out)  # the teacher's term and the painting's share them
+        gram = gatys.style_loss(grams, self.grams(f_target), self.style_weights)
         parts = {"pixel": tf.reduce_mean(tf.abs(diff)) + 4.0 * tf.reduce_mean(tf.square(diff)),
                  "feature": feature, "gram": gram}
         if self.plan.style_weight:
-            parts["style"] = self.painting_loss(f_out)
+            parts["style"] = self.painting_loss(grams)
         return parts
 
     def _train_step(self, images: tf.Tensor, prev: tf.Tensor, cur: tf.Tensor, to_prev: tf.Tensor,

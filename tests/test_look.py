@@ -127,7 +127,7 @@ def test_the_style_weight_pulls_a_distilled_net_towards_the_paintings_gram_matri
         for step in range(plan.steps):
             parts = trainer.train_step(data, step)
         out = network.transform(tf.constant(probe), trainer.weights, plan.decoder)
-        return float(trainer.painting_loss(net(out, list(trainer.style_weights)))), set(parts)
+        return float(trainer.painting_loss(trainer.grams(net(out, list(trainer.style_weights))))), set(parts)
 
     plain, plain_terms = trained(0.0)
     pulled, pulled_terms = trained(30.0)
